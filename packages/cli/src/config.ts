@@ -1,0 +1,74 @@
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
+
+/**
+ * tollgate.yaml: the workspace's definitions as code. Every section is a map from id to the body the
+ * matching PUT route takes, so the file and the API never disagree.
+ *
+ * @example
+ * meters:
+ *   tokens: { event_type: llm.completion, aggregation: sum, value: [tokens_in, tokens_out] }
+ * plans:
+ *   pro: { name: Pro }
+ * customers:
+ *   acme: { name: Acme, plan: pro }
+ */
+export interface TollgateConfig {
+  meters?: Record<string, unknown>;
+  plans?: Record<string, unknown>;
+  customers?: Record<string, unknown>;
+}
+
+/** Sections in the order they are applied: what a later one refers to exists by then. */
+const SECTIONS = [
+  ["meters", "/v1/meters/"],
+  ["plans", "/v1/plans/"],
+  ["customers", "/v1/customers/"],
+] as const;
+
+export function loadConfig(path: string): TollgateConfig {
+  const doc = parse(readFileSync(path, "utf8")) ?? {};
+  if (typeof doc !== "object" || Array.isArray(doc)) throw new Error(`${path}: expected a mapping at the top`);
+  const known = new Set<string>(SECTIONS.map(([s]) => s));
+  for (const key of Object.keys(doc)) {
+    if (!known.has(key)) throw new Error(`${path}: unknown section "${key}" (known: ${[...known].join(", ")})`);
+  }
+  return doc as TollgateConfig;
+}
+
+/** Sends one request; answers status and parsed body. */
+export type Send = (method: "PUT", url: string, body: unknown) => Promise<{ status: number; body: unknown }>;
+
+export interface ApplyReport {
+  created: string[];
+  updated: string[];
+}
+
+/** PUTs every definition; idempotent: applying the same file twice changes nothing the second time. */
+export async function applyConfig(config: TollgateConfig, send: Send): Promise<ApplyReport> {
+  const report: ApplyReport = { created: [], updated: [] };
+  for (const [section, prefix] of SECTIONS) {
+    for (const [id, body] of Object.entries(config[section] ?? {})) {
+      const res = await send("PUT", prefix + encodeURIComponent(id), body);
+      if (res.status === 201) report.created.push(`${section}/${id}`);
+      else if (res.status === 200) report.updated.push(`${section}/${id}`);
+      else {
+        const err = (res.body as { error?: { message?: string } })?.error;
+        throw new Error(`${section}/${id}: ${res.status} ${err?.message ?? JSON.stringify(res.body)}`);
+      }
+    }
+  }
+  return report;
+}
+
+/** A Send over HTTP to a running server. */
+export function httpSender(baseUrl: string, key: string): Send {
+  return async (method, url, body) => {
+    const res = await fetch(new URL(url, baseUrl), {
+      method,
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: await res.json().catch(() => null) };
+  };
+}

@@ -1,0 +1,126 @@
+import { join } from "node:path";
+import { Engine } from "@tollgate/core";
+import { keyMinter } from "@tollgate/server";
+import { SqliteStore } from "@tollgate/store-sqlite";
+import { Command, InvalidArgumentError } from "commander";
+import { applyConfig, httpSender, loadConfig } from "./config.js";
+import { DEFAULT_WORKSPACE, startServer } from "./runtime.js";
+import { isValidTimeZone } from "./timezone.js";
+
+const env = process.env;
+
+const port = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("not a port number");
+  return n;
+};
+
+const program = new Command("tollgate")
+  .description("Tollgate: usage metering and limit enforcement for AI products")
+  .showHelpAfterError();
+
+program
+  .command("serve")
+  .description("run the API server on the embedded SQLite store")
+  .option("-p, --port <port>", "port to listen on", port, Number(env.TOLLGATE_PORT ?? 8787))
+  .option("--host <host>", "address to bind", env.TOLLGATE_HOST ?? "127.0.0.1")
+  .option("-d, --data <dir>", "folder of the embedded store", env.TOLLGATE_DATA ?? "./data")
+  .option("-c, --config <file>", "tollgate.yaml to apply at start", env.TOLLGATE_CONFIG)
+  .option("--log-level <level>", "fatal|error|warn|info|debug", env.TOLLGATE_LOG_LEVEL ?? "info")
+  .action(async (opts) => {
+    const server = await startServer({
+      dataDir: opts.data,
+      port: opts.port,
+      host: opts.host,
+      configPath: opts.config,
+      adminKey: env.TOLLGATE_ADMIN_KEY || undefined,
+      logger: { level: opts.logLevel },
+    });
+    const out = process.stdout;
+    out.write(`Tollgate listening on ${server.url} (data: ${opts.data})\n`);
+    if (server.newAdminKey) {
+      out.write(`\nAdmin key for workspace "${DEFAULT_WORKSPACE}" (shown once, store it now):\n\n`);
+      out.write(`  ${server.newAdminKey}\n\n`);
+    }
+    if (server.applied) {
+      out.write(`Applied ${opts.config}: ${server.applied.created.length} created, `);
+      out.write(`${server.applied.updated.length} updated\n`);
+    }
+    const stop = (signal: string) => {
+      server.app.log.info({ signal }, "shutting down: draining requests");
+      const timer = setTimeout(() => process.exit(1), 10_000);
+      server.close().then(
+        () => {
+          clearTimeout(timer);
+          process.exit(0);
+        },
+        (err) => {
+          server.app.log.error({ err }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+
+program
+  .command("apply")
+  .description("create or update meters, plans and customers from a tollgate.yaml, over the API")
+  .requiredOption("-f, --file <file>", "the config file")
+  .option("--url <url>", "the server", env.TOLLGATE_URL ?? "http://127.0.0.1:8787")
+  .option("--key <key>", "an admin key (or TOLLGATE_API_KEY)", env.TOLLGATE_API_KEY)
+  .action(async (opts) => {
+    if (!opts.key) throw new Error("an admin key is needed: --key or TOLLGATE_API_KEY");
+    const report = await applyConfig(loadConfig(opts.file), httpSender(opts.url, opts.key));
+    for (const what of report.created) process.stdout.write(`created ${what}\n`);
+    for (const what of report.updated) process.stdout.write(`updated ${what}\n`);
+  });
+
+/** Admin commands work on the data folder directly, so they work when no key is at hand. */
+async function withEngine<T>(dataDir: string, fn: (engine: Engine) => Promise<T>): Promise<T> {
+  const store = new SqliteStore({ path: join(dataDir, "tollgate.db") });
+  try {
+    const engine = new Engine({ store, clock: { now: () => Date.now() }, keys: keyMinter, isValidTimeZone });
+    return await fn(engine);
+  } finally {
+    await store.close();
+  }
+}
+
+const keys = program.command("keys").description("manage API keys");
+keys
+  .command("create")
+  .description("create an API key and print it once")
+  .option("--role <role>", "admin or service", "service")
+  .option("--name <name>", "a label for the key", "cli")
+  .option("-w, --workspace <id>", "workspace", DEFAULT_WORKSPACE)
+  .option("-d, --data <dir>", "folder of the embedded store", env.TOLLGATE_DATA ?? "./data")
+  .action(async (opts) => {
+    if (opts.role !== "admin" && opts.role !== "service") throw new Error("--role must be admin or service");
+    await withEngine(opts.data, async (engine) => {
+      if (!(await engine.store.getWorkspace(opts.workspace))) throw new Error(`no workspace ${opts.workspace}`);
+      const { record, key } = await engine.createApiKey(opts.workspace, opts.name, opts.role);
+      process.stdout.write(`${key}\n`);
+      process.stderr.write(`created ${record.role} key ${record.id} in workspace ${opts.workspace}\n`);
+    });
+  });
+
+program
+  .command("workspaces")
+  .description("manage workspaces")
+  .command("create <id>")
+  .description("create a workspace and print its admin key once")
+  .option("-d, --data <dir>", "folder of the embedded store", env.TOLLGATE_DATA ?? "./data")
+  .action(async (id: string, opts) => {
+    await withEngine(opts.data, async (engine) => {
+      const { adminKey, created } = await engine.bootstrap(id);
+      if (!created) throw new Error(`workspace ${id} exists already`);
+      process.stdout.write(`${adminKey}\n`);
+    });
+  });
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`tollgate: ${err.message}\n`);
+  process.exit(1);
+});

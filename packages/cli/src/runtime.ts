@@ -1,0 +1,79 @@
+import { join } from "node:path";
+import { type Clock, Engine } from "@tollgate/core";
+import { createApp, keyMinter } from "@tollgate/server";
+import { SqliteStore } from "@tollgate/store-sqlite";
+import type { FastifyInstance, FastifyServerOptions } from "fastify";
+import { type ApplyReport, applyConfig, loadConfig } from "./config.js";
+import { isValidTimeZone } from "./timezone.js";
+
+export interface ServerOptions {
+  /** Folder of the embedded store. @default "./data" */
+  dataDir: string;
+  /** @default 8787; 0 picks a free port */
+  port?: number;
+  /** @default "127.0.0.1" */
+  host?: string;
+  /** Plaintext admin key for the default workspace (TOLLGATE_ADMIN_KEY). */
+  adminKey?: string;
+  /** tollgate.yaml applied at start. */
+  configPath?: string;
+  logger?: FastifyServerOptions["logger"];
+  clock?: Clock;
+  /** Skip listening: for app.inject() tests. */
+  listen?: boolean;
+}
+
+export interface RunningServer {
+  app: FastifyInstance;
+  engine: Engine;
+  store: SqliteStore;
+  url: string;
+  /** Set when this start created the admin key (first start). */
+  newAdminKey?: string;
+  applied?: ApplyReport;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_WORKSPACE = "default";
+const systemClock: Clock = { now: () => Date.now() };
+
+/** The composition root of the embedded server: the only place that picks the store. */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const store = new SqliteStore({ path: join(options.dataDir, "tollgate.db") });
+  const engine = new Engine({ store, clock: options.clock ?? systemClock, keys: keyMinter, isValidTimeZone });
+  const boot = await engine.bootstrap(DEFAULT_WORKSPACE, options.adminKey);
+  const app = await createApp({ engine, logger: options.logger ?? false });
+
+  let applied: ApplyReport | undefined;
+  if (options.configPath) {
+    const internalKey = app.tollgate.auth.grantInternal(DEFAULT_WORKSPACE);
+    applied = await applyConfig(loadConfig(options.configPath), async (method, url, body) => {
+      const res = await app.inject({
+        method,
+        url,
+        payload: body as object,
+        headers: { authorization: `Bearer ${internalKey}` },
+      });
+      return { status: res.statusCode, body: res.json() };
+    });
+  }
+
+  let url = "";
+  if (options.listen !== false) {
+    url = await app.listen({ port: options.port ?? 8787, host: options.host ?? "127.0.0.1" });
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    engine,
+    store,
+    url,
+    newAdminKey: boot.adminKey && !options.adminKey ? boot.adminKey : undefined,
+    applied,
+    close() {
+      // Drain in-flight requests first, then flush pending group commits and close the file.
+      closing ??= app.close().then(() => store.close());
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,372 @@
+import { canonicalJson } from "../canonical.js";
+import type { Clock } from "../clock.js";
+import { invalid, notFound, TollgateError } from "../errors.js";
+import { bounds } from "../limits.js";
+import { createAccumulator, meterMatches, type Accumulator } from "../meter/meter.js";
+import { type CalendarUnit, nextWindowStartUtc, windowStartUtc } from "../period/calendar.js";
+import type { EventToStore, Store, StoredRecord } from "../ports/store.js";
+import { parseInstant } from "../time.js";
+import type { ApiKeyRecord, Customer, MeterDef, Page, Role, UsageEvent } from "../types.js";
+import type { CustomerInput, EventInput, MeterInput, MeterQueryInput, PlanInput } from "./inputs.js";
+import type { KeyMinter } from "./ports.js";
+
+export interface EngineDeps {
+  store: Store;
+  clock: Clock;
+  keys: KeyMinter;
+  /** Valid IANA zone names; the server passes the period module's check. */
+  isValidTimeZone: (zone: string) => boolean;
+}
+
+export interface Plan {
+  id: string;
+  name: string;
+  retentionDays: number | null;
+  limits: Record<string, unknown>[];
+  rateLimits: Record<string, unknown>[];
+  concurrencyLimits: Record<string, unknown>[];
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface MeterQueryRow {
+  windowStart: number | null;
+  windowEnd: number | null;
+  value: number | bigint;
+  groups: Record<string, string | null>;
+}
+
+type CustomerBody = Omit<Customer, "id" | "createdAt" | "updatedAt">;
+type MeterBody = Omit<MeterDef, "id" | "createdAt" | "updatedAt">;
+type PlanBody = Omit<Plan, "id" | "createdAt" | "updatedAt">;
+
+const EVENT_FUTURE_SKEW_MS = 24 * 3_600_000;
+
+/** The domain operations behind the API. Decisions live here; the store only keeps state. */
+export class Engine {
+  readonly store: Store;
+  readonly clock: Clock;
+  private readonly keys: KeyMinter;
+  private readonly isValidTimeZone: (zone: string) => boolean;
+
+  constructor(deps: EngineDeps) {
+    this.store = deps.store;
+    this.clock = deps.clock;
+    this.keys = deps.keys;
+    this.isValidTimeZone = deps.isValidTimeZone;
+  }
+
+  // ---- workspaces and keys -------------------------------------------------------------------
+
+  /** Creates the workspace if needed, and an admin key when it has none (plaintext given or minted). */
+  async bootstrap(workspaceId: string, adminKey?: string): Promise<{ adminKey?: string; created: boolean }> {
+    const { created } = await this.store.ensureWorkspace(workspaceId, this.clock.now());
+    const existing = await this.store.listApiKeys(workspaceId, {});
+    if (existing.some((k) => k.role === "admin")) {
+      if (adminKey && !(await this.store.findApiKeyByHash(this.keys.hash(adminKey)))) {
+        await this.insertKey(workspaceId, "admin (from TOLLGATE_ADMIN_KEY)", "admin", null, adminKey);
+      }
+      return { created };
+    }
+    const minted = await this.insertKey(workspaceId, "bootstrap admin", "admin", null, adminKey);
+    return { adminKey: minted.key, created };
+  }
+
+  async authenticate(key: string): Promise<ApiKeyRecord | undefined> {
+    return this.store.findApiKeyByHash(this.keys.hash(key));
+  }
+
+  async createApiKey(workspaceId: string, name: string, role: Role) {
+    return this.insertKey(workspaceId, name, role, null);
+  }
+
+  async createCustomerKey(workspaceId: string, customerId: string, name: string) {
+    await this.getCustomer(workspaceId, customerId);
+    return this.insertKey(workspaceId, name, "customer", customerId);
+  }
+
+  listApiKeys(workspaceId: string, customerId?: string) {
+    return this.store.listApiKeys(workspaceId, { customerId: customerId ?? null });
+  }
+
+  async deleteApiKey(workspaceId: string, id: string, customerId?: string): Promise<void> {
+    if (!(await this.store.deleteApiKey(workspaceId, id, customerId ?? null))) throw notFound("API key", id);
+  }
+
+  private async insertKey(
+    workspaceId: string,
+    name: string,
+    role: ApiKeyRecord["role"],
+    customerId: string | null,
+    plaintext?: string,
+  ): Promise<{ record: ApiKeyRecord; key: string }> {
+    const minted = plaintext
+      ? { key: plaintext, prefix: plaintext.slice(0, 8), hash: this.keys.hash(plaintext) }
+      : this.keys.mint(role);
+    const record: ApiKeyRecord = {
+      id: this.keys.id(role === "customer" ? "ukey" : "key"),
+      workspaceId,
+      name,
+      role,
+      customerId,
+      prefix: minted.prefix,
+      hash: minted.hash,
+      createdAt: this.clock.now(),
+      lastUsedAt: null,
+    };
+    await this.store.insertApiKey(record);
+    return { record, key: minted.key };
+  }
+
+  // ---- customers ------------------------------------------------------------------------------
+
+  async putCustomer(workspaceId: string, id: string, input: CustomerInput) {
+    const before = await this.store.getRecord<CustomerBody>(workspaceId, "customer", id);
+    const prev: CustomerBody = before?.body ?? {
+      name: null,
+      plan: null,
+      timezone: "UTC",
+      billingAnchor: null,
+      metadata: {},
+    };
+    // PUT upserts: a field left out keeps its value, null clears it.
+    const body: CustomerBody = { ...prev };
+    if (input.name !== undefined) body.name = input.name;
+    if (input.plan !== undefined) {
+      if (input.plan !== null && !(await this.store.getRecord(workspaceId, "plan", input.plan))) {
+        throw invalid(`plan ${input.plan} does not exist`, { field: "plan" });
+      }
+      body.plan = input.plan;
+    }
+    if (input.timezone !== undefined) {
+      const zone = input.timezone ?? "UTC";
+      if (!this.isValidTimeZone(zone)) throw invalid(`unknown time zone ${zone}`, { field: "timezone" });
+      body.timezone = zone;
+    }
+    if (input.billing_anchor !== undefined) {
+      body.billingAnchor =
+        input.billing_anchor === null ? null : parseInstant(input.billing_anchor, "billing_anchor");
+    }
+    if (input.metadata !== undefined) {
+      body.metadata = input.metadata ?? {};
+      if (JSON.stringify(body.metadata).length > bounds.metadataBytesMax) {
+        throw invalid(`metadata is larger than ${bounds.metadataBytesMax} bytes`, { field: "metadata" });
+      }
+    }
+    const { record, created } = await this.store.putRecord(workspaceId, "customer", id, body, this.clock.now());
+    return { customer: toEntity<Customer, CustomerBody>(record), created };
+  }
+
+  async getCustomer(workspaceId: string, id: string): Promise<Customer> {
+    const r = await this.store.getRecord<CustomerBody>(workspaceId, "customer", id);
+    if (!r) throw notFound("customer", id);
+    return toEntity<Customer, CustomerBody>(r);
+  }
+
+  listCustomers(workspaceId: string, page: PageInput): Promise<Page<Customer>> {
+    return this.list<Customer, CustomerBody>(workspaceId, "customer", page);
+  }
+
+  // ---- plans ----------------------------------------------------------------------------------
+
+  async putPlan(workspaceId: string, id: string, input: PlanInput) {
+    const body: PlanBody = {
+      name: input.name,
+      retentionDays: input.retention_days ?? null,
+      limits: input.limits ?? [],
+      rateLimits: input.rate_limits ?? [],
+      concurrencyLimits: input.concurrency_limits ?? [],
+    };
+    const { record, created } = await this.store.putRecord(workspaceId, "plan", id, body, this.clock.now());
+    return { plan: toEntity<Plan, PlanBody>(record), created };
+  }
+
+  async getPlan(workspaceId: string, id: string): Promise<Plan> {
+    const r = await this.store.getRecord<PlanBody>(workspaceId, "plan", id);
+    if (!r) throw notFound("plan", id);
+    return toEntity<Plan, PlanBody>(r);
+  }
+
+  listPlans(workspaceId: string, page: PageInput): Promise<Page<Plan>> {
+    return this.list<Plan, PlanBody>(workspaceId, "plan", page);
+  }
+
+  // ---- meters ---------------------------------------------------------------------------------
+
+  async putMeter(workspaceId: string, id: string, input: MeterInput) {
+    const value = input.value === undefined ? [] : Array.isArray(input.value) ? input.value : [input.value];
+    if (input.aggregation !== "count" && value.length === 0) {
+      throw invalid(`aggregation ${input.aggregation} needs a value`, { field: "value" });
+    }
+    const body: MeterBody = {
+      eventType: input.event_type,
+      aggregation: input.aggregation,
+      value,
+      filter: input.filter ?? {},
+    };
+    const { record, created } = await this.store.putRecord(workspaceId, "meter", id, body, this.clock.now());
+    return { meter: toEntity<MeterDef, MeterBody>(record), created };
+  }
+
+  async getMeter(workspaceId: string, id: string): Promise<MeterDef> {
+    const r = await this.store.getRecord<MeterBody>(workspaceId, "meter", id);
+    if (!r) throw notFound("meter", id);
+    return toEntity<MeterDef, MeterBody>(r);
+  }
+
+  listMeters(workspaceId: string, page: PageInput): Promise<Page<MeterDef>> {
+    return this.list<MeterDef, MeterBody>(workspaceId, "meter", page);
+  }
+
+  /**
+   * Aggregates a meter over [from, to), per window and group. Windows are UTC calendar windows (weeks
+   * from Monday); only windows and groups with matching events are returned, in time then group order.
+   */
+  async queryMeter(workspaceId: string, id: string, q: MeterQueryInput): Promise<MeterQueryRow[]> {
+    const meter = await this.getMeter(workspaceId, id);
+    const from = q.from === undefined ? undefined : parseInstant(q.from, "from");
+    const to = q.to === undefined ? undefined : parseInstant(q.to, "to");
+    if (from !== undefined && to !== undefined && from >= to) {
+      throw invalid("from must be before to", { field: "from" });
+    }
+    const groupBy = q.group_by ? q.group_by.split(",").map((s) => s.trim()) : [];
+    if (groupBy.length > bounds.groupByMax || groupBy.some((g) => g === "")) {
+      throw invalid(`group_by takes 1 to ${bounds.groupByMax} dimension names`, { field: "group_by" });
+    }
+    const window = q.window as CalendarUnit | undefined;
+    const cells = new Map<string, { start: number | null; groups: (string | null)[]; acc: Accumulator }>();
+    let tooMany = false;
+    await this.store.scanEvents(
+      workspaceId,
+      { types: [meter.eventType], customer: q.customer, from, to },
+      (event, seq) => {
+        if (!meterMatches(meter, event)) return;
+        const start = window ? windowStartUtc(window, event.timestamp) : (from ?? null);
+        const groups = groupBy.map((g) => event.dimensions[g] ?? null);
+        const key = `${start}\u0000${groups.join("\u0000")}`;
+        let cell = cells.get(key);
+        if (!cell) {
+          if (cells.size >= bounds.queryWindowsMax) {
+            tooMany = true;
+            return;
+          }
+          cell = { start, groups, acc: createAccumulator(meter) };
+          cells.set(key, cell);
+        }
+        cell.acc.add(event, seq);
+      },
+    );
+    if (tooMany) {
+      throw invalid(`the query has more than ${bounds.queryWindowsMax} windows and groups; narrow it`, {
+        field: "window",
+      });
+    }
+    const rows = [...cells.values()].map((c) => ({
+      windowStart: c.start,
+      windowEnd: window && c.start !== null ? nextWindowStartUtc(window, c.start) : (to ?? null),
+      value: c.acc.result(),
+      groups: Object.fromEntries(groupBy.map((g, i) => [g, c.groups[i] ?? null])),
+      sortKey: c.groups,
+    }));
+    rows.sort((a, b) => (a.windowStart ?? 0) - (b.windowStart ?? 0) || compareGroups(a.sortKey, b.sortKey));
+    return rows.map(({ sortKey: _, ...row }) => row);
+  }
+
+  // ---- events ---------------------------------------------------------------------------------
+
+  /** Records a batch all-or-nothing and idempotently; resolves once it is durable. */
+  async recordEvents(workspaceId: string, inputs: EventInput[]): Promise<{ accepted: number; duplicates: number }> {
+    const now = this.clock.now();
+    const batch: EventToStore[] = new Array(inputs.length);
+    for (let i = 0; i < inputs.length; i++) batch[i] = this.normalizeEvent(inputs[i]!, i, now);
+    const result = await this.store.appendEvents(workspaceId, batch);
+    if (!result.ok) {
+      throw new TollgateError("CONFLICT", `event ${result.id} was already recorded with a different body`, {
+        index: result.conflictIndex,
+        id: result.id,
+      });
+    }
+    return { accepted: result.accepted, duplicates: result.duplicates };
+  }
+
+  private normalizeEvent(input: EventInput, index: number, now: number): EventToStore {
+    const field = (name: string) => `events[${index}].${name}`;
+    let timestamp = now;
+    if (input.timestamp !== undefined) {
+      try {
+        timestamp = parseInstant(input.timestamp, field("timestamp"));
+      } catch (e) {
+        if (e instanceof TollgateError) e.details!.index = index;
+        throw e;
+      }
+      if (timestamp > now + EVENT_FUTURE_SKEW_MS) {
+        throw invalid("timestamp is more than 24 hours in the future", { index, field: field("timestamp") });
+      }
+    }
+    const values = input.values ?? {};
+    for (const name in values) {
+      const v = values[name];
+      if (!Number.isSafeInteger(v) || (v as number) < 0) {
+        throw invalid(`values.${name} must be a non-negative integer up to 2^53-1`, {
+          index,
+          field: field(`values.${name}`),
+        });
+      }
+    }
+    const event: UsageEvent = {
+      id: input.id,
+      type: input.type,
+      customer: input.customer,
+      timestamp,
+      values,
+      dimensions: input.dimensions ?? {},
+    };
+    return { event, fingerprint: canonicalJson(input) };
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------
+
+  private async list<E, B>(workspaceId: string, kind: "customer" | "plan" | "meter", page: PageInput) {
+    const limit = page.limit ?? bounds.pageSizeDefault;
+    const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
+    const rows = await this.store.listRecords<B>(workspaceId, kind, { after, limit: limit + 1 });
+    const data = rows.slice(0, limit).map((r) => toEntity<E, B>(r));
+    const result: Page<E> = { data };
+    if (rows.length > limit) result.nextCursor = encodeCursor(rows[limit - 1]!.id);
+    return result;
+  }
+}
+
+export interface PageInput {
+  cursor?: string;
+  limit?: number;
+}
+
+function toEntity<E, B>(r: StoredRecord<B>): E {
+  return { id: r.id, ...r.body, createdAt: r.createdAt, updatedAt: r.updatedAt } as E;
+}
+
+function compareGroups(a: (string | null)[], b: (string | null)[]): number {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] ?? "";
+    const y = b[i] ?? "";
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+/** Cursors are opaque to clients: base64url of the last id of the page. */
+export function encodeCursor(id: string): string {
+  let bin = "";
+  for (const byte of new TextEncoder().encode(id)) bin += String.fromCharCode(byte);
+  return btoa(bin).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+export function decodeCursor(cursor: string): string {
+  try {
+    const bin = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
+    return new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+  } catch {
+    throw invalid("cursor is not valid", { field: "cursor" });
+  }
+}

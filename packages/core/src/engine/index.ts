@@ -1,0 +1,3 @@
+export * from "./engine.js";
+export type * from "./inputs.js";
+export type * from "./ports.js";

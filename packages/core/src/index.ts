@@ -1,0 +1,10 @@
+export * from "./clock.js";
+export * from "./errors.js";
+export * from "./limits.js";
+export * from "./meter/meter.js";
+export * from "./period/calendar.js";
+export type * from "./ports/index.js";
+export type * from "./types.js";
+export * from "./canonical.js";
+export * from "./engine/index.js";
+export * from "./time.js";

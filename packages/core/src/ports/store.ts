@@ -1,0 +1,100 @@
+import type { ApiKeyRecord, UsageEvent, Workspace } from "../types.js";
+
+/**
+ * The storage port. A store keeps state and provides atomicity; it makes no decisions (those live in
+ * the core). Every adapter passes the conformance suite in packages/store-testkit.
+ */
+export interface StoreCapabilities {
+  /** Acknowledged writes survive a process kill (SIGKILL) and, with fsync, a power loss. */
+  readonly durable: boolean;
+  /** Several server processes may share this store. */
+  readonly shared: boolean;
+}
+
+/** Definitions and entities kept as JSON documents, one namespace per kind. */
+export type RecordKind =
+  | "customer"
+  | "plan"
+  | "meter"
+  | "limit"
+  | "rate_limit"
+  | "concurrency_limit"
+  | "price"
+  | "balance_rule"
+  | "webhook";
+
+export interface StoredRecord<T = unknown> {
+  id: string;
+  body: T;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** An event as the store keeps it: `fingerprint` identifies its body, to tell a retry from a conflict. */
+export interface EventToStore {
+  event: UsageEvent;
+  /** Canonical JSON of the event as the client sent it. Equal fingerprints mean the same body. */
+  fingerprint: string;
+}
+
+export type AppendResult =
+  | { ok: true; accepted: number; duplicates: number }
+  | { ok: false; conflictIndex: number; id: string };
+
+export interface EventScan {
+  types?: string[];
+  customer?: string;
+  /** Inclusive, epoch ms. */
+  from?: number;
+  /** Exclusive, epoch ms. */
+  to?: number;
+}
+
+export interface Store {
+  readonly capabilities: StoreCapabilities;
+
+  /** Creates the workspace if it does not exist; returns it and whether it was created. */
+  ensureWorkspace(id: string, now: number): Promise<{ workspace: Workspace; created: boolean }>;
+  getWorkspace(id: string): Promise<Workspace | undefined>;
+  listWorkspaces(): Promise<Workspace[]>;
+
+  insertApiKey(key: ApiKeyRecord): Promise<void>;
+  findApiKeyByHash(hash: string): Promise<ApiKeyRecord | undefined>;
+  listApiKeys(workspaceId: string, filter: { customerId?: string | null }): Promise<ApiKeyRecord[]>;
+  /** True when a key was deleted. */
+  deleteApiKey(workspaceId: string, id: string, customerId?: string | null): Promise<boolean>;
+  touchApiKey(id: string, at: number): Promise<void>;
+
+  /** Insert or replace; returns whether it was created. */
+  putRecord<T>(
+    workspaceId: string,
+    kind: RecordKind,
+    id: string,
+    body: T,
+    now: number,
+  ): Promise<{ record: StoredRecord<T>; created: boolean }>;
+  getRecord<T>(workspaceId: string, kind: RecordKind, id: string): Promise<StoredRecord<T> | undefined>;
+  /** Ordered by id; `after` is exclusive. */
+  listRecords<T>(
+    workspaceId: string,
+    kind: RecordKind,
+    page: { after?: string; limit: number },
+  ): Promise<StoredRecord<T>[]>;
+  deleteRecord(workspaceId: string, kind: RecordKind, id: string): Promise<boolean>;
+
+  /**
+   * Appends a batch all-or-nothing, idempotent by event id. Resolves only once the batch is durable.
+   * A repeated id with an equal fingerprint is a duplicate; with another fingerprint, a conflict, and
+   * then nothing of the batch is stored.
+   */
+  appendEvents(workspaceId: string, events: EventToStore[]): Promise<AppendResult>;
+  /** Calls `visit` for every matching event in (timestamp, storage order). */
+  scanEvents(
+    workspaceId: string,
+    scan: EventScan,
+    visit: (event: UsageEvent, seq: number) => void,
+  ): Promise<void>;
+
+  /** Flushes pending writes and closes. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,80 @@
+import swagger from "@fastify/swagger";
+import { bounds, type Engine } from "@tollgate/core";
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from "fastify";
+import { Authenticator, installAuth } from "./auth.js";
+import { installErrorHandling } from "./errors.js";
+import { createMetrics, type Metrics } from "./metrics.js";
+import { apiKeyRoutes } from "./routes/api-keys.js";
+import type { RouteDeps } from "./routes/common.js";
+import { customerRoutes } from "./routes/customers.js";
+import { eventRoutes } from "./routes/events.js";
+import { meterRoutes } from "./routes/meters.js";
+import { planRoutes } from "./routes/plans.js";
+
+export interface AppOptions {
+  engine: Engine;
+  /** pino options or false; @default false */
+  logger?: FastifyServerOptions["logger"];
+  metrics?: Metrics;
+}
+
+export const API_VERSION = "0.1.0";
+
+/** Builds the HTTP API around the engine it is given. It never picks a store itself. */
+declare module "fastify" {
+  interface FastifyInstance {
+    tollgate: RouteDeps;
+  }
+}
+
+export async function createApp(options: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: bounds.bodyBytesMax,
+    // Per-request lines would dominate the log at thousands of requests/s; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+    ajv: {
+      // Strict bodies: no coercion ("1" is not 1), no silent stripping of unknown fields.
+      customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false },
+    },
+  });
+  const metrics = options.metrics ?? createMetrics();
+  const deps: RouteDeps = { engine: options.engine, auth: new Authenticator(options.engine), metrics };
+  app.decorate("tollgate", deps);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "Tollgate API",
+        version: API_VERSION,
+        description: "Usage metering and limit enforcement for AI products. See API.md for the contract.",
+      },
+      components: {
+        securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
+      },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  installErrorHandling(app);
+  installAuth(app, deps.auth);
+  app.addHook("onResponse", async (request, reply) => {
+    const route = request.routeOptions.url ?? "unmatched";
+    metrics.httpRequests.inc({ method: request.method, route, status: reply.statusCode });
+    metrics.httpDuration.observe({ route }, reply.elapsedTime / 1000);
+  });
+
+  app.get("/health", { config: { role: "public" }, schema: { hide: true } }, async () => ({ status: "ok" }));
+  app.get("/metrics", { config: { role: "public" }, schema: { hide: true } }, async (_req, reply) => {
+    reply.header("content-type", metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  app.get("/openapi.json", { config: { role: "public" }, schema: { hide: true } }, async () => app.swagger());
+
+  for (const routes of [apiKeyRoutes, customerRoutes, planRoutes, meterRoutes, eventRoutes]) routes(app, deps);
+  await app.ready();
+  return app;
+}

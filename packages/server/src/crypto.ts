@@ -1,0 +1,21 @@
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
+import type { KeyMinter } from "@tollgate/core";
+
+const hashKey = (key: string) => createHash("sha256").update(key).digest("hex");
+
+/** API keys: 192 random bits, shown once; only their SHA-256 is stored. */
+export const keyMinter: KeyMinter = {
+  mint(role) {
+    const key = `${role === "customer" ? "tgu_" : "tg_"}${randomBytes(24).toString("base64url")}`;
+    return { key, prefix: key.slice(0, 10), hash: hashKey(key) };
+  },
+  hash: hashKey,
+  id: (prefix) => `${prefix}_${randomUUID().replaceAll("-", "").slice(0, 20)}`,
+};
+
+/** Compares two hex digests in constant time. */
+export function digestsEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a, "hex");
+  const y = Buffer.from(b, "hex");
+  return x.length === y.length && timingSafeEqual(x, y);
+}

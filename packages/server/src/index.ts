@@ -1,0 +1,3 @@
+export { API_VERSION, type AppOptions, createApp } from "./app.js";
+export { keyMinter } from "./crypto.js";
+export { createMetrics, type Metrics } from "./metrics.js";

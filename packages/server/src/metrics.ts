@@ -1,0 +1,35 @@
+import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+
+/** Prometheus metrics of one server process. */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "tollgate_" });
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: "tollgate_http_requests_total",
+      help: "HTTP requests answered, by route and status",
+      labelNames: ["method", "route", "status"] as const,
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: "tollgate_http_request_duration_seconds",
+      help: "Time to answer an HTTP request",
+      labelNames: ["route"] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers: [registry],
+    }),
+    eventsAccepted: new Counter({
+      name: "tollgate_events_accepted_total",
+      help: "Usage events stored",
+      registers: [registry],
+    }),
+    eventsDuplicate: new Counter({
+      name: "tollgate_events_duplicate_total",
+      help: "Usage events received again with an id already stored (counted once)",
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

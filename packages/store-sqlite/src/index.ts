@@ -1,0 +1,2 @@
+export { migrate } from "./migrate.js";
+export { SqliteStore, type SqliteStoreOptions } from "./store.js";

@@ -27,8 +27,15 @@ program
   .option("-d, --data <dir>", "folder of the embedded store", env.TOLLGATE_DATA ?? "./data")
   .option("-c, --config <file>", "tollgate.yaml to apply at start", env.TOLLGATE_CONFIG)
   .option("--log-level <level>", "fatal|error|warn|info|debug", env.TOLLGATE_LOG_LEVEL ?? "info")
+  .option(
+    "--api-rate-limit <n>",
+    "requests per second each API key may make (0: off)",
+    (v) => Number(v),
+    Number(env.TOLLGATE_API_RATE_LIMIT ?? 5000),
+  )
   .action(async (opts) => {
     const server = await startServer({
+      apiRateLimit: opts.apiRateLimit > 0 ? { limit: opts.apiRateLimit, windowSeconds: 1 } : null,
       dataDir: opts.data,
       port: opts.port,
       host: opts.host,

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { type Clock, Engine } from "@tollgate/core";
-import { createApp, keyMinter } from "@tollgate/server";
+import { type ApiRateLimitOptions, createApp, keyMinter } from "@tollgate/server";
 import { SqliteStore } from "@tollgate/store-sqlite";
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import { type ApplyReport, applyConfig, loadConfig } from "./config.js";
@@ -21,6 +21,8 @@ export interface ServerOptions {
   clock?: Clock;
   /** Skip listening: for app.inject() tests. */
   listen?: boolean;
+  /** Per-key protection of the API; null turns it off. */
+  apiRateLimit?: ApiRateLimitOptions | null;
 }
 
 export interface RunningServer {
@@ -42,7 +44,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const store = new SqliteStore({ path: join(options.dataDir, "tollgate.db") });
   const engine = new Engine({ store, clock: options.clock ?? systemClock, keys: keyMinter, isValidTimeZone });
   const boot = await engine.bootstrap(DEFAULT_WORKSPACE, options.adminKey);
-  const app = await createApp({ engine, logger: options.logger ?? false });
+  await engine.start();
+  const app = await createApp({ engine, logger: options.logger ?? false, apiRateLimit: options.apiRateLimit });
+  // Expire reservations whose clients vanished, and drop idle rate-limit state, without any request.
+  const sweeper = setInterval(() => engine.limiter.sweep(engine.clock.now()), 1000);
+  sweeper.unref();
 
   let applied: ApplyReport | undefined;
   if (options.configPath) {
@@ -72,6 +78,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     applied,
     close() {
       // Drain in-flight requests first, then flush pending group commits and close the file.
+      clearInterval(sweeper);
       closing ??= app.close().then(() => store.close());
       return closing;
     },

@@ -8,3 +8,6 @@ export type * from "./types.js";
 export * from "./canonical.js";
 export * from "./engine/index.js";
 export * from "./time.js";
+export * from "./quota/decide.js";
+export * from "./quota/definitions.js";
+export * from "./ratelimit/index.js";

@@ -4,7 +4,10 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController
 import { Authenticator, installAuth } from "./auth.js";
 import { installErrorHandling } from "./errors.js";
 import { createMetrics, type Metrics } from "./metrics.js";
+import { ApiProtection, type ApiRateLimitOptions, DEFAULT_API_RATE_LIMIT } from "./protect.js";
 import { apiKeyRoutes } from "./routes/api-keys.js";
+import { checkRoutes } from "./routes/check.js";
+import { limitRoutes } from "./routes/limits.js";
 import type { RouteDeps } from "./routes/common.js";
 import { customerRoutes } from "./routes/customers.js";
 import { eventRoutes } from "./routes/events.js";
@@ -16,6 +19,8 @@ export interface AppOptions {
   /** pino options or false; @default false */
   logger?: FastifyServerOptions["logger"];
   metrics?: Metrics;
+  /** Per-key protection of the API itself; null turns it off. @default DEFAULT_API_RATE_LIMIT */
+  apiRateLimit?: ApiRateLimitOptions | null;
 }
 
 export const API_VERSION = "0.1.0";
@@ -60,7 +65,8 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   installErrorHandling(app);
-  installAuth(app, deps.auth);
+  const limit = options.apiRateLimit === undefined ? DEFAULT_API_RATE_LIMIT : options.apiRateLimit;
+  installAuth(app, deps.auth, limit ? new ApiProtection(limit) : null);
   app.addHook("onResponse", async (request, reply) => {
     const route = request.routeOptions.url ?? "unmatched";
     metrics.httpRequests.inc({ method: request.method, route, status: reply.statusCode });
@@ -74,7 +80,15 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
   });
   app.get("/openapi.json", { config: { role: "public" }, schema: { hide: true } }, async () => app.swagger());
 
-  for (const routes of [apiKeyRoutes, customerRoutes, planRoutes, meterRoutes, eventRoutes]) routes(app, deps);
+  for (const routes of [
+    apiKeyRoutes,
+    customerRoutes,
+    planRoutes,
+    meterRoutes,
+    eventRoutes,
+    limitRoutes,
+    checkRoutes,
+  ]) routes(app, deps);
   await app.ready();
   return app;
 }

@@ -1,5 +1,6 @@
 import { type ApiKeyRecord, type Engine, type Role, TollgateError } from "@tollgate/core";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { ApiProtection } from "./protect.js";
 import { randomBytes } from "node:crypto";
 import { digestsEqual, keyMinter } from "./crypto.js";
 
@@ -75,9 +76,9 @@ export class Authenticator {
   }
 }
 
-export function installAuth(app: FastifyInstance, auth: Authenticator): void {
+export function installAuth(app: FastifyInstance, auth: Authenticator, protection: ApiProtection | null): void {
   app.decorateRequest("principal", null as unknown as Principal);
-  app.addHook("onRequest", async (request: FastifyRequest) => {
+  app.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
     const needed = request.routeOptions.config.role ?? "admin";
     if (needed === "public" || !request.routeOptions.url) return;
     const key = await auth.resolve(request.headers.authorization);
@@ -88,5 +89,6 @@ export function installAuth(app: FastifyInstance, auth: Authenticator): void {
       throw new TollgateError("FORBIDDEN", "this call needs an admin key");
     }
     request.principal = { workspaceId: key.workspaceId, role: key.role, keyId: key.id };
+    if (protection && key.id !== "internal") protection.admit(key.id, reply);
   });
 }

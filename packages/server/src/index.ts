@@ -1,3 +1,4 @@
 export { API_VERSION, type AppOptions, createApp } from "./app.js";
 export { keyMinter } from "./crypto.js";
 export { createMetrics, type Metrics } from "./metrics.js";
+export { type ApiRateLimitOptions, DEFAULT_API_RATE_LIMIT } from "./protect.js";

@@ -93,18 +93,6 @@ export const MeterQuery = Type.Object(
   { additionalProperties: false },
 );
 
-const LimitLike = Type.Object({ id: Id }, { additionalProperties: true });
-
-export const PlanBody = Type.Object(
-  {
-    name: Type.String({ minLength: 1, maxLength: 512 }),
-    retention_days: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 36_500 }))),
-    limits: Type.Optional(Type.Array(LimitLike, { maxItems: 256 })),
-    rate_limits: Type.Optional(Type.Array(LimitLike, { maxItems: 256 })),
-    concurrency_limits: Type.Optional(Type.Array(LimitLike, { maxItems: 256 })),
-  },
-  { additionalProperties: false },
-);
 
 export const ApiKeyBody = Type.Object(
   {
@@ -127,3 +115,121 @@ export const ErrorBody = Type.Object({
     status: Type.Integer(),
   }),
 });
+
+// ---- limits -------------------------------------------------------------------------------------
+
+const Enforcement = Type.Union([Type.Literal("hard"), Type.Literal("soft"), Type.Literal("shadow")]);
+const FailMode = Type.Union([Type.Literal("open"), Type.Literal("closed")]);
+const RateScope = Type.Union([Type.Literal("key"), Type.Literal("customer"), Type.Literal("workspace")]);
+const Period = Type.Union([
+  Type.Literal("hour"),
+  Type.Literal("day"),
+  Type.Literal("week"),
+  Type.Literal("month"),
+  Type.Literal("all_time"),
+  Type.Object(
+    { rolling_seconds: Type.Integer({ minimum: 1, maximum: 366 * 86_400 }) },
+    { additionalProperties: false },
+  ),
+]);
+const Owner = { plan: Type.Optional(Nullable(Id)), customer: Type.Optional(Nullable(Id)) };
+
+const quotaFields = {
+  meter: Id,
+  amount: Amount,
+  period: Period,
+  group_by: Type.Optional(Type.Array(FieldName, { maxItems: bounds.groupByMax, uniqueItems: true })),
+  filter: Type.Optional(Dimensions),
+  enforcement: Type.Optional(Enforcement),
+  thresholds: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 100 }), { maxItems: 10 })),
+  fail_mode: Type.Optional(FailMode),
+};
+const rateFields = {
+  scope: RateScope,
+  event_type: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: bounds.eventTypeLengthMax }))),
+  value: Type.Optional(Nullable(FieldName)),
+  limit: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }),
+  window_seconds: Type.Integer({ minimum: 1, maximum: 86_400 }),
+  algorithm: Type.Optional(
+    Type.Union([
+      Type.Literal("sliding_window"),
+      Type.Literal("token_bucket"),
+      Type.Literal("fixed_window"),
+      Type.Literal("gcra"),
+      Type.Literal("burst"),
+    ]),
+  ),
+  burst: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 1_000_000_000 }))),
+  enforcement: Type.Optional(Enforcement),
+  fail_mode: Type.Optional(FailMode),
+};
+const concurrencyFields = {
+  scope: RateScope,
+  event_type: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: bounds.eventTypeLengthMax }))),
+  max: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+  lease_ttl_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
+  enforcement: Type.Optional(Enforcement),
+  fail_mode: Type.Optional(FailMode),
+};
+
+export const QuotaBody = Type.Object({ ...Owner, ...quotaFields }, { additionalProperties: false });
+export const RateLimitBody = Type.Object({ ...Owner, ...rateFields }, { additionalProperties: false });
+export const ConcurrencyLimitBody = Type.Object({ ...Owner, ...concurrencyFields }, { additionalProperties: false });
+export const PlanQuota = Type.Object({ id: Id, ...quotaFields }, { additionalProperties: false });
+export const PlanRateLimit = Type.Object({ id: Id, ...rateFields }, { additionalProperties: false });
+export const PlanConcurrencyLimit = Type.Object({ id: Id, ...concurrencyFields }, { additionalProperties: false });
+export const OwnerQuery = Type.Object(
+  { plan: Type.Optional(Id), customer: Type.Optional(Id) },
+  { additionalProperties: false },
+);
+
+const CheckEvent = Type.Object(
+  {
+    type: Type.String({ minLength: 1, maxLength: bounds.eventTypeLengthMax }),
+    customer: Id,
+    values: Type.Optional(Values),
+    dimensions: Type.Optional(Dimensions),
+  },
+  { additionalProperties: false },
+);
+export const CheckBody = Type.Object(
+  {
+    event: CheckEvent,
+    reserve: Type.Optional(
+      Type.Object(
+        { ttl_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })) },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export const CommitBody = Type.Object(
+  {
+    event: Type.Optional(
+      Type.Object(
+        {
+          id: Type.Optional(Id),
+          type: Type.Optional(Type.String({ minLength: 1, maxLength: bounds.eventTypeLengthMax })),
+          customer: Type.Optional(Id),
+          timestamp: Type.Optional(Instant),
+          values: Type.Optional(Values),
+          dimensions: Type.Optional(Dimensions),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const PlanBody = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 512 }),
+    retention_days: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 36_500 }))),
+    limits: Type.Optional(Type.Array(PlanQuota, { maxItems: 256 })),
+    rate_limits: Type.Optional(Type.Array(PlanRateLimit, { maxItems: 256 })),
+    concurrency_limits: Type.Optional(Type.Array(PlanConcurrencyLimit, { maxItems: 256 })),
+  },
+  { additionalProperties: false },
+);

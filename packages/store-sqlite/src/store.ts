@@ -7,6 +7,7 @@ import type {
   EventScan,
   EventToStore,
   RecordKind,
+  ReservationRecord,
   Store,
   StoredRecord,
   UsageEvent,
@@ -28,11 +29,23 @@ export interface SqliteStoreOptions {
 }
 
 interface PendingAppend {
+  kind: "events";
   ws: number;
   events: EventToStore[];
+  afterCommit: ((inserted: number[]) => void) | undefined;
   resolve: (r: AppendResult) => void;
   reject: (e: unknown) => void;
 }
+
+interface PendingReservation {
+  kind: "reservation";
+  ws: number;
+  reservation: ReservationRecord;
+  resolve: (r: undefined) => void;
+  reject: (e: unknown) => void;
+}
+
+type PendingWrite = PendingAppend | PendingReservation;
 
 class Conflict extends Error {
   constructor(
@@ -54,7 +67,7 @@ export class SqliteStore implements Store {
   readonly capabilities = { durable: true, shared: false } as const;
   readonly db: Database.Database;
   private readonly wsSeq = new Map<string, number>();
-  private pending: PendingAppend[] = [];
+  private pending: PendingWrite[] = [];
   private pendingEvents = 0;
   private flushScheduled = false;
   private closed = false;
@@ -99,6 +112,17 @@ export class SqliteStore implements Store {
          ON CONFLICT (ws, id) DO NOTHING`,
       ),
       evFp: db.prepare("SELECT fp FROM events WHERE ws = ? AND id = ?").pluck(),
+      rsvPut: db.prepare(
+        `INSERT INTO reservations (ws, id, state, expires_at, updated_at, body) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (ws, id) DO UPDATE SET state = excluded.state, expires_at = excluded.expires_at,
+         updated_at = excluded.updated_at, body = excluded.body`,
+      ),
+      rsvGet: db.prepare("SELECT body FROM reservations WHERE ws = ? AND id = ?").pluck(),
+      rsvActive: db.prepare(
+        `SELECT w.id AS workspace_id, r.body FROM reservations r JOIN workspaces w ON w.seq = r.ws
+         WHERE r.state = 'active'`,
+      ),
+      rsvPurge: db.prepare("DELETE FROM reservations WHERE state != 'active' AND updated_at < ?"),
     };
     for (const row of this.stmt.wsList.all() as WsRow[]) this.wsSeq.set(row.id, row.seq);
   }
@@ -185,18 +209,52 @@ export class SqliteStore implements Store {
     return this.stmt.recDelete.run(ws, kind, id).changes === 1;
   }
 
-  appendEvents(workspaceId: string, events: EventToStore[]): Promise<AppendResult> {
+  appendEvents(
+    workspaceId: string,
+    events: EventToStore[],
+    afterCommit?: (inserted: number[]) => void,
+  ): Promise<AppendResult> {
     if (this.closed) return Promise.reject(new Error("store is closed"));
     const ws = this.ws(workspaceId);
     return new Promise((resolve, reject) => {
-      this.pending.push({ ws, events, resolve, reject });
-      this.pendingEvents += events.length;
-      if (this.pendingEvents >= bounds.groupCommitEventsMax) this.flush();
-      else if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
-      }
+      this.enqueue({ kind: "events", ws, events, afterCommit, resolve, reject }, events.length);
     });
+  }
+
+  saveReservation(workspaceId: string, reservation: ReservationRecord): Promise<void> {
+    if (this.closed) return Promise.reject(new Error("store is closed"));
+    const ws = this.ws(workspaceId);
+    return new Promise((resolve, reject) => {
+      this.enqueue({ kind: "reservation", ws, reservation, resolve, reject }, 1);
+    });
+  }
+
+  async getReservation(workspaceId: string, id: string): Promise<ReservationRecord | undefined> {
+    const ws = this.wsSeq.get(workspaceId);
+    if (ws === undefined) return undefined;
+    const body = this.stmt.rsvGet.get(ws, id) as string | undefined;
+    return body === undefined ? undefined : (JSON.parse(body) as ReservationRecord);
+  }
+
+  async listActiveReservations(): Promise<{ workspaceId: string; reservation: ReservationRecord }[]> {
+    return (this.stmt.rsvActive.all() as { workspace_id: string; body: string }[]).map((r) => ({
+      workspaceId: r.workspace_id,
+      reservation: JSON.parse(r.body) as ReservationRecord,
+    }));
+  }
+
+  async purgeReservations(before: number): Promise<number> {
+    return this.stmt.rsvPurge.run(before).changes;
+  }
+
+  private enqueue(write: PendingWrite, weight: number): void {
+    this.pending.push(write);
+    this.pendingEvents += weight;
+    if (this.pendingEvents >= bounds.groupCommitEventsMax) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
   }
 
   /** Commits every pending append in one transaction, then acknowledges each. */
@@ -206,19 +264,37 @@ export class SqliteStore implements Store {
     if (batch.length === 0) return;
     this.pending = [];
     this.pendingEvents = 0;
-    let results: AppendResult[];
+    let results: (AppendResult | undefined)[];
     try {
-      results = this.db.transaction(() => batch.map((p) => this.appendOne(p)))();
+      results = this.db.transaction(() => batch.map((p) => this.writeOne(p)))();
     } catch (error) {
       for (const p of batch) p.reject(error);
       return;
     }
-    for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]!);
+    // Counters learn of the new events before any awaiting code can run and look at them.
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i]!;
+      const r = results[i];
+      if (p.kind === "events" && r?.ok && p.afterCommit) p.afterCommit(r.inserted);
+    }
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i]!;
+      if (p.kind === "events") p.resolve(results[i]!);
+      else p.resolve(undefined);
+    }
   }
 
-  private readonly appendSavepoint = (p: PendingAppend): { accepted: number; duplicates: number } => {
+  private writeOne(p: PendingWrite): AppendResult | undefined {
+    if (p.kind === "events") return this.appendOne(p);
+    const r = p.reservation;
+    this.stmt.rsvPut.run(p.ws, r.id, r.state, r.expiresAt, Date.now(), JSON.stringify(r));
+    return undefined;
+  }
+
+  private readonly appendSavepoint = (p: PendingAppend) => {
     let accepted = 0;
     let duplicates = 0;
+    const inserted: number[] = [];
     const { evInsert, evFp } = this.stmt;
     for (let i = 0; i < p.events.length; i++) {
       const { event: e, fingerprint } = p.events[i]!;
@@ -235,13 +311,14 @@ export class SqliteStore implements Store {
       );
       if (r.changes === 1) {
         accepted++;
+        inserted.push(i);
         continue;
       }
       const existing = evFp.get(p.ws, e.id) as Buffer;
       if (!existing.equals(fp)) throw new Conflict(i, e.id);
       duplicates++;
     }
-    return { accepted, duplicates };
+    return { accepted, duplicates, inserted };
   };
 
   private appendOne(p: PendingAppend): AppendResult {

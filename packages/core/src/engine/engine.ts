@@ -9,6 +9,22 @@ import { parseInstant } from "../time.js";
 import type { ApiKeyRecord, Customer, MeterDef, Page, Role, UsageEvent } from "../types.js";
 import type { CustomerInput, EventInput, MeterInput, MeterQueryInput, PlanInput } from "./inputs.js";
 import type { KeyMinter } from "./ports.js";
+import { LimitBook } from "./book.js";
+import { type CheckEvent, type CheckResult, type CustomerContext, Limiter } from "./limiter.js";
+import {
+  type AnyLimit,
+  type ConcurrencyLimitInput,
+  limitRecordId,
+  type QuotaInput,
+  type RateLimitInput,
+  scopeOf,
+  toConcurrencyLimit,
+  toQuota,
+  toRateLimit,
+} from "../quota/definitions.js";
+import { limitState, percentUsed } from "../quota/decide.js";
+import type { ReservationRecord } from "../ports/store.js";
+import { rateLimitConfigProblems } from "../ratelimit/index.js";
 
 export interface EngineDeps {
   store: Store;
@@ -48,12 +64,22 @@ export class Engine {
   readonly clock: Clock;
   private readonly keys: KeyMinter;
   private readonly isValidTimeZone: (zone: string) => boolean;
+  readonly book: LimitBook;
+  readonly limiter: Limiter;
+  private readonly customerCache = new Map<string, CustomerContext>();
 
   constructor(deps: EngineDeps) {
     this.store = deps.store;
     this.clock = deps.clock;
     this.keys = deps.keys;
     this.isValidTimeZone = deps.isValidTimeZone;
+    this.book = new LimitBook(deps.store);
+    this.limiter = new Limiter(deps.store, this.book, deps.clock, () => deps.keys.id("rsv"));
+  }
+
+  /** Brings back the holds of active reservations; call once before serving. */
+  async start(): Promise<void> {
+    await this.limiter.restore();
   }
 
   // ---- workspaces and keys -------------------------------------------------------------------
@@ -154,6 +180,7 @@ export class Engine {
       }
     }
     const { record, created } = await this.store.putRecord(workspaceId, "customer", id, body, this.clock.now());
+    this.customerCache.delete(`${workspaceId}\u0000${id}`);
     return { customer: toEntity<Customer, CustomerBody>(record), created };
   }
 
@@ -170,6 +197,27 @@ export class Engine {
   // ---- plans ----------------------------------------------------------------------------------
 
   async putPlan(workspaceId: string, id: string, input: PlanInput) {
+    // Inline limits are checked like PUT /v1/limits ones (meters exist, configurations are sound).
+    const scope = { kind: "plan" as const, plan: id };
+    const lists = [
+      ["limit", "limits", input.limits],
+      ["rate_limit", "rate_limits", input.rate_limits],
+      ["concurrency_limit", "concurrency_limits", input.concurrency_limits],
+    ] as const;
+    for (const [kind, field, list] of lists) {
+      const seen = new Set<string>();
+      for (const [i, raw] of (list ?? []).entries()) {
+        const l = raw as unknown as { id: string } & QuotaInput & RateLimitInput & ConcurrencyLimitInput;
+        if (seen.has(l.id)) throw invalid(`${field}[${i}].id ${l.id} is listed twice`, { field: `${field}[${i}].id` });
+        seen.add(l.id);
+        try {
+          await this.compileLimit(workspaceId, kind, l.id, scope, l);
+        } catch (e) {
+          if (e instanceof TollgateError && e.details) e.details.field = `${field}[${i}].${e.details.field}`;
+          throw e;
+        }
+      }
+    }
     const body: PlanBody = {
       name: input.name,
       retentionDays: input.retention_days ?? null,
@@ -178,6 +226,7 @@ export class Engine {
       concurrencyLimits: input.concurrency_limits ?? [],
     };
     const { record, created } = await this.store.putRecord(workspaceId, "plan", id, body, this.clock.now());
+    this.book.invalidate(workspaceId);
     return { plan: toEntity<Plan, PlanBody>(record), created };
   }
 
@@ -205,6 +254,7 @@ export class Engine {
       filter: input.filter ?? {},
     };
     const { record, created } = await this.store.putRecord(workspaceId, "meter", id, body, this.clock.now());
+    this.book.invalidate(workspaceId);
     return { meter: toEntity<MeterDef, MeterBody>(record), created };
   }
 
@@ -279,7 +329,12 @@ export class Engine {
     const now = this.clock.now();
     const batch: EventToStore[] = new Array(inputs.length);
     for (let i = 0; i < inputs.length; i++) batch[i] = this.normalizeEvent(inputs[i]!, i, now);
-    const result = await this.store.appendEvents(workspaceId, batch);
+    const applyIncrements = await this.limiter.prepareIncrements(
+      workspaceId,
+      batch.map((b) => b.event),
+      (id) => this.customerContext(workspaceId, id),
+    );
+    const result = await this.store.appendEvents(workspaceId, batch, applyIncrements);
     if (!result.ok) {
       throw new TollgateError("CONFLICT", `event ${result.id} was already recorded with a different body`, {
         index: result.conflictIndex,
@@ -324,6 +379,225 @@ export class Engine {
     return { event, fingerprint: canonicalJson(input) };
   }
 
+  // ---- limits ---------------------------------------------------------------------------------
+
+  async putLimit(
+    workspaceId: string,
+    kind: "limit" | "rate_limit" | "concurrency_limit",
+    id: string,
+    input: QuotaInput | RateLimitInput | ConcurrencyLimitInput,
+  ): Promise<{ limit: AnyLimit; created: boolean }> {
+    const scope = scopeOf(input);
+    if (scope.kind === "plan" && !(await this.store.getRecord(workspaceId, "plan", scope.plan))) {
+      throw invalid(`plan ${scope.plan} does not exist`, { field: "plan" });
+    }
+    const limit = await this.compileLimit(workspaceId, kind, id, scope, input);
+    const { created } = await this.store.putRecord(workspaceId, kind, limitRecordId(scope, id), limit, this.clock.now());
+    this.book.invalidate(workspaceId);
+    return { limit, created };
+  }
+
+  /** Validates one limit definition (also those a plan lists inline) against the workspace. */
+  async compileLimit(
+    workspaceId: string,
+    kind: "limit" | "rate_limit" | "concurrency_limit",
+    id: string,
+    scope: ReturnType<typeof scopeOf>,
+    input: QuotaInput | RateLimitInput | ConcurrencyLimitInput,
+  ): Promise<AnyLimit> {
+    if (kind === "rate_limit") {
+      const limit = toRateLimit(id, scope, input as RateLimitInput, 0);
+      const problems = rateLimitConfigProblems({
+        algorithm: limit.algorithm,
+        limit: limit.limit,
+        windowMs: limit.windowMs,
+        ...(limit.burst !== null ? { burst: limit.burst } : {}),
+      });
+      if (problems.length > 0) {
+        const p = problems[0]!;
+        throw invalid(p.message, { field: p.path === "windowMs" ? "window_seconds" : p.path });
+      }
+      return limit;
+    }
+    if (kind === "concurrency_limit") return toConcurrencyLimit(id, scope, input as ConcurrencyLimitInput, 0);
+    const q = input as QuotaInput;
+    const meter = await this.store.getRecord<MeterBody>(workspaceId, "meter", q.meter);
+    if (!meter) throw invalid(`meter ${q.meter} does not exist`, { field: "meter" });
+    if (meter.body.aggregation !== "sum" && meter.body.aggregation !== "count") {
+      throw invalid("a quota counts a sum or count meter", { field: "meter" });
+    }
+    return toQuota(id, scope, q, 0);
+  }
+
+  async getLimit(
+    workspaceId: string,
+    kind: "limit" | "rate_limit" | "concurrency_limit",
+    id: string,
+    where: { plan?: string; customer?: string },
+  ): Promise<AnyLimit> {
+    const r = await this.store.getRecord<AnyLimit>(workspaceId, kind, limitRecordId(scopeOf(where), id));
+    if (!r) throw notFound("limit", id);
+    return r.body;
+  }
+
+  async listLimits(workspaceId: string, kind: "limit" | "rate_limit" | "concurrency_limit"): Promise<AnyLimit[]> {
+    const out: AnyLimit[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.store.listRecords<AnyLimit>(workspaceId, kind, { after, limit: 1000 });
+      out.push(...page.map((r) => r.body));
+      if (page.length < 1000) return out;
+      after = page[page.length - 1]!.id;
+    }
+  }
+
+  async deleteLimit(
+    workspaceId: string,
+    kind: "limit" | "rate_limit" | "concurrency_limit",
+    id: string,
+    where: { plan?: string; customer?: string },
+  ): Promise<void> {
+    if (!(await this.store.deleteRecord(workspaceId, kind, limitRecordId(scopeOf(where), id)))) {
+      throw notFound("limit", id);
+    }
+    this.book.invalidate(workspaceId);
+  }
+
+  /** The customer's plan, zone and anchor; a customer never PUT has no plan and lives in UTC. */
+  async customerContext(workspaceId: string, id: string): Promise<CustomerContext> {
+    const key = `${workspaceId}\u0000${id}`;
+    const hit = this.customerCache.get(key);
+    if (hit) return hit;
+    const r = await this.store.getRecord<CustomerBody>(workspaceId, "customer", id);
+    const ctx: CustomerContext = {
+      id,
+      plan: r?.body.plan ?? null,
+      timezone: r?.body.timezone ?? "UTC",
+      billingAnchor: r?.body.billingAnchor ?? null,
+    };
+    if (this.customerCache.size > 100_000) this.customerCache.clear();
+    this.customerCache.set(key, ctx);
+    return ctx;
+  }
+
+  // ---- check / reserve / commit -----------------------------------------------------------------
+
+  async check(
+    workspaceId: string,
+    input: { event: CheckEventInput; reserve?: { ttl_seconds?: number } },
+  ): Promise<CheckResult> {
+    const event: CheckEvent = {
+      type: input.event.type,
+      customer: input.event.customer,
+      values: input.event.values ?? {},
+      dimensions: input.event.dimensions ?? {},
+    };
+    for (const name in event.values) {
+      const v = event.values[name]!;
+      if (!Number.isSafeInteger(v) || v < 0) {
+        throw invalid(`values.${name} must be a non-negative integer`, { field: `event.values.${name}` });
+      }
+    }
+    const customer = await this.customerContext(workspaceId, event.customer);
+    const reserve = input.reserve ? { ttlMs: (input.reserve.ttl_seconds ?? DEFAULT_RESERVATION_TTL_S) * 1000 } : null;
+    return this.limiter.check(workspaceId, customer, event, reserve);
+  }
+
+  /** Records the actual event of a reservation and releases its hold; idempotent. */
+  async commit(
+    workspaceId: string,
+    reservationId: string,
+    input: { event?: Partial<EventInput> },
+  ): Promise<CommitResult> {
+    return this.limiter.commit(workspaceId, reservationId, async (r: ReservationRecord) => {
+      const actual = input.event ?? {};
+      const eventInput: EventInput = {
+        id: actual.id ?? `rsv_${reservationId}`,
+        type: actual.type ?? r.event.type,
+        customer: actual.customer ?? r.customer,
+        ...(actual.timestamp !== undefined ? { timestamp: actual.timestamp } : {}),
+        values: actual.values ?? r.event.values,
+        dimensions: actual.dimensions ?? r.event.dimensions,
+      };
+      if (eventInput.customer !== r.customer) {
+        throw invalid("the committed event must be for the reserved customer", { field: "event.customer" });
+      }
+      const recorded = await this.recordEvents(workspaceId, [eventInput]);
+      this.limiter.reconcileRates(r, eventInput.values ?? {});
+      return { reservation: reservationId, state: "committed", event_id: eventInput.id, ...recorded };
+    });
+  }
+
+  async release(workspaceId: string, reservationId: string) {
+    const r = await this.limiter.release(workspaceId, reservationId);
+    return { reservation: r.id, state: r.state };
+  }
+
+  /** Every limit that applies to the customer, with its current state. */
+  async customerLimits(workspaceId: string, customerId: string): Promise<CustomerLimitState[]> {
+    await this.getCustomer(workspaceId, customerId);
+    const customer = await this.customerContext(workspaceId, customerId);
+    const book = await this.book.get(workspaceId);
+    const set = book.effective(customerId, customer.plan);
+    const out: CustomerLimitState[] = [];
+    for (const limit of set.quotas) {
+      const meter = book.meters.get(limit.meter);
+      if (!meter) continue;
+      for (const u of await this.limiter.quotaUsage(workspaceId, customer, limit, meter)) {
+        const taken = u.used + u.reserved;
+        const pct = percentUsed(taken, limit.amount);
+        out.push({
+          id: limit.id,
+          kind: "quota",
+          limit: limit.amount,
+          used: u.used,
+          reserved: u.reserved,
+          remaining: Math.max(0, limit.amount - taken),
+          percentUsed: pct,
+          resetAt: u.resetAt,
+          enforcement: limit.enforcement,
+          state: limitState(pct, limit.thresholds),
+          ...(limit.groupBy.length ? { group: u.group } : {}),
+        });
+      }
+    }
+    for (const limit of set.rates) {
+      const d = this.limiter.rateState(workspaceId, limit, customerId);
+      if (!d) continue; // per-key limits have no single state for a customer
+      const used = d.limit - d.remaining;
+      const pct = percentUsed(used, d.limit);
+      out.push({
+        id: limit.id,
+        kind: "rate",
+        limit: d.limit,
+        used,
+        reserved: 0,
+        remaining: d.remaining,
+        percentUsed: pct,
+        resetAt: d.resetAt,
+        enforcement: limit.enforcement,
+        state: limitState(pct, [80, 95]),
+      });
+    }
+    for (const limit of set.concurrency) {
+      const used = this.limiter.concurrencyInUse(workspaceId, limit, customerId);
+      const pct = percentUsed(used, limit.max);
+      out.push({
+        id: limit.id,
+        kind: "concurrency",
+        limit: limit.max,
+        used,
+        reserved: 0,
+        remaining: Math.max(0, limit.max - used),
+        percentUsed: pct,
+        resetAt: null,
+        enforcement: limit.enforcement,
+        state: limitState(pct, [80, 95]),
+      });
+    }
+    return out;
+  }
+
   // ---- helpers --------------------------------------------------------------------------------
 
   private async list<E, B>(workspaceId: string, kind: "customer" | "plan" | "meter", page: PageInput) {
@@ -335,6 +609,37 @@ export class Engine {
     if (rows.length > limit) result.nextCursor = encodeCursor(rows[limit - 1]!.id);
     return result;
   }
+}
+
+export const DEFAULT_RESERVATION_TTL_S = 300;
+
+export interface CheckEventInput {
+  type: string;
+  customer: string;
+  values?: Record<string, number>;
+  dimensions?: Record<string, string>;
+}
+
+export interface CommitResult {
+  reservation: string;
+  state: "committed";
+  event_id: string;
+  accepted: number;
+  duplicates: number;
+}
+
+export interface CustomerLimitState {
+  id: string;
+  kind: "quota" | "rate" | "concurrency";
+  limit: number;
+  used: number;
+  reserved: number;
+  remaining: number;
+  percentUsed: number;
+  resetAt: number | null;
+  enforcement: string;
+  state: "ok" | "warning" | "critical" | "exceeded";
+  group?: Record<string, string | null>;
 }
 
 export interface PageInput {

@@ -1,3 +1,5 @@
+export * from "./book.js";
 export * from "./engine.js";
 export type * from "./inputs.js";
+export * from "./limiter.js";
 export type * from "./ports.js";

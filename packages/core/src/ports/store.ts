@@ -38,7 +38,7 @@ export interface EventToStore {
 }
 
 export type AppendResult =
-  | { ok: true; accepted: number; duplicates: number }
+  | { ok: true; accepted: number; duplicates: number; /** Indexes of the events newly stored. */ inserted: number[] }
   | { ok: false; conflictIndex: number; id: string };
 
 export interface EventScan {
@@ -48,6 +48,30 @@ export interface EventScan {
   from?: number;
   /** Exclusive, epoch ms. */
   to?: number;
+}
+
+/** A reservation as kept durably: its holds come back exactly after a restart. */
+export interface ReservationRecord {
+  id: string;
+  state: "active" | "committed" | "released" | "expired";
+  customer: string;
+  /** The estimate given at check. */
+  event: { type: string; values: Record<string, number>; dimensions: Record<string, string> };
+  /** Quota holds: counter key (family and group) and amount. */
+  holds: { key: string; amount: number }[];
+  /** Concurrency slots taken: lease keys. */
+  leases: string[];
+  /** Value-based rate-limit charges at check, reconciled with the actual amount at commit. */
+  rateCharges: {
+    key: string;
+    value: string;
+    cost: number;
+    config: { algorithm: string; limit: number; windowMs: number; burst?: number };
+  }[];
+  createdAt: number;
+  expiresAt: number;
+  /** The commit's answer, replayed to a retried commit. */
+  result?: unknown;
 }
 
 export interface Store {
@@ -87,13 +111,26 @@ export interface Store {
    * A repeated id with an equal fingerprint is a duplicate; with another fingerprint, a conflict, and
    * then nothing of the batch is stored.
    */
-  appendEvents(workspaceId: string, events: EventToStore[]): Promise<AppendResult>;
+  appendEvents(
+    workspaceId: string,
+    events: EventToStore[],
+    /** Called synchronously right after the batch commits, before anything else observes it. */
+    afterCommit?: (inserted: number[]) => void,
+  ): Promise<AppendResult>;
   /** Calls `visit` for every matching event in (timestamp, storage order). */
   scanEvents(
     workspaceId: string,
     scan: EventScan,
     visit: (event: UsageEvent, seq: number) => void,
   ): Promise<void>;
+
+  /** Inserts or replaces a reservation; resolves once durable (grouped like event appends). */
+  saveReservation(workspaceId: string, reservation: ReservationRecord): Promise<void>;
+  getReservation(workspaceId: string, id: string): Promise<ReservationRecord | undefined>;
+  /** Every reservation still active, in every workspace: reloaded at start. */
+  listActiveReservations(): Promise<{ workspaceId: string; reservation: ReservationRecord }[]>;
+  /** Deletes finished reservations that ended before `before`; returns how many. */
+  purgeReservations(before: number): Promise<number>;
 
   /** Flushes pending writes and closes. */
   close(): Promise<void>;

@@ -1,0 +1,128 @@
+import type { Store } from "../ports/store.js";
+import type {
+  AnyLimit,
+  ConcurrencyLimit,
+  ConcurrencyLimitInput,
+  QuotaInput,
+  QuotaLimit,
+  RateLimit,
+  RateLimitInput,
+} from "../quota/definitions.js";
+import { toConcurrencyLimit, toQuota, toRateLimit } from "../quota/definitions.js";
+import type { MeterDef } from "../types.js";
+
+export interface LimitSet {
+  quotas: QuotaLimit[];
+  rates: RateLimit[];
+  concurrency: ConcurrencyLimit[];
+}
+
+interface ByScope {
+  workspace: Map<string, AnyLimit>;
+  plans: Map<string, Map<string, AnyLimit>>;
+  customers: Map<string, Map<string, AnyLimit>>;
+}
+
+/** A workspace's definitions compiled for lookups on the hot path. */
+export class CompiledBook {
+  private readonly effectiveCache = new Map<string, LimitSet>();
+  constructor(
+    readonly meters: Map<string, MeterDef>,
+    private readonly limits: ByScope,
+  ) {}
+
+  /**
+   * The limits that apply to a customer: the workspace's, then its plan's, with the customer's own
+   * limit of the same id overriding the plan's (per kind).
+   */
+  effective(customerId: string, planId: string | null): LimitSet {
+    const cacheKey = `${customerId}\u0000${planId ?? ""}`;
+    const hit = this.effectiveCache.get(cacheKey);
+    if (hit) return hit;
+    const merged = new Map<string, AnyLimit>();
+    for (const l of (planId && this.limits.plans.get(planId)?.values()) || []) merged.set(`${l.kind}:${l.id}`, l);
+    for (const l of this.limits.customers.get(customerId)?.values() ?? []) merged.set(`${l.kind}:${l.id}`, l);
+    const all = [...this.limits.workspace.values(), ...merged.values()];
+    const set: LimitSet = {
+      quotas: all.filter((l): l is QuotaLimit => l.kind === "quota"),
+      rates: all.filter((l): l is RateLimit => l.kind === "rate"),
+      concurrency: all.filter((l): l is ConcurrencyLimit => l.kind === "concurrency"),
+    };
+    if (this.effectiveCache.size > 100_000) this.effectiveCache.clear();
+    this.effectiveCache.set(cacheKey, set);
+    return set;
+  }
+}
+
+const PAGE = 1_000;
+
+async function listAll<T>(store: Store, ws: string, kind: Parameters<Store["listRecords"]>[1]) {
+  const out: { id: string; body: T; updatedAt: number }[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const page = await store.listRecords<T>(ws, kind, { after, limit: PAGE });
+    out.push(...page);
+    if (page.length < PAGE) return out;
+    after = page[page.length - 1]!.id;
+  }
+}
+
+interface PlanBody {
+  limits: (QuotaInput & { id: string })[];
+  rateLimits: (RateLimitInput & { id: string })[];
+  concurrencyLimits: (ConcurrencyLimitInput & { id: string })[];
+}
+
+/** Loads and caches each workspace's compiled book; any definition write invalidates it. */
+export class LimitBook {
+  private readonly cache = new Map<string, Promise<CompiledBook>>();
+  constructor(private readonly store: Store) {}
+
+  get(workspaceId: string): Promise<CompiledBook> {
+    let book = this.cache.get(workspaceId);
+    if (!book) {
+      book = this.load(workspaceId);
+      book.catch(() => this.cache.delete(workspaceId));
+      this.cache.set(workspaceId, book);
+    }
+    return book;
+  }
+
+  invalidate(workspaceId: string): void {
+    this.cache.delete(workspaceId);
+  }
+
+  private async load(ws: string): Promise<CompiledBook> {
+    const meters = new Map<string, MeterDef>();
+    for (const r of await listAll<Omit<MeterDef, "id">>(this.store, ws, "meter")) {
+      meters.set(r.id, { ...r.body, id: r.id } as MeterDef);
+    }
+    const byScope: ByScope = { workspace: new Map(), plans: new Map(), customers: new Map() };
+    const add = (l: AnyLimit) => {
+      const key = `${l.kind}:${l.id}`;
+      if (l.scope.kind === "workspace") byScope.workspace.set(key, l);
+      else if (l.scope.kind === "plan") mapOf(byScope.plans, l.scope.plan).set(key, l);
+      else mapOf(byScope.customers, l.scope.customer).set(key, l);
+    };
+    // Limits a plan lists inline come first; a PUT /v1/limits record of the same id and plan wins.
+    for (const p of await listAll<PlanBody>(this.store, ws, "plan")) {
+      const scope = { kind: "plan" as const, plan: p.id };
+      for (const l of p.body.limits ?? []) add(toQuota(l.id, scope, l, 0));
+      for (const l of p.body.rateLimits ?? []) add(toRateLimit(l.id, scope, l, 0));
+      for (const l of p.body.concurrencyLimits ?? []) add(toConcurrencyLimit(l.id, scope, l, 0));
+    }
+    for (const kind of ["limit", "rate_limit", "concurrency_limit"] as const) {
+      for (const r of await listAll<AnyLimit>(this.store, ws, kind)) add(r.body);
+    }
+    return new CompiledBook(meters, byScope);
+  }
+}
+
+function mapOf<K, V>(m: Map<K, Map<string, V>>, k: K): Map<string, V> {
+  let inner = m.get(k);
+  if (!inner) {
+    inner = new Map();
+    m.set(k, inner);
+  }
+  return inner;
+}

@@ -1,0 +1,611 @@
+import { canonicalJson } from "../canonical.js";
+import type { Clock } from "../clock.js";
+import { type ErrorCode, notFound, TollgateError } from "../errors.js";
+import { meterMatches, meterValue } from "../meter/meter.js";
+import { periodWindow } from "../period/index.js";
+import type { ReservationRecord, Store } from "../ports/store.js";
+import { decideQuota } from "../quota/decide.js";
+import type { ConcurrencyLimit, Enforcement, QuotaLimit, RateLimit, RateScope } from "../quota/definitions.js";
+import {
+  evaluate as evaluateRate,
+  type RateLimitConfig,
+  RateLimitTable,
+  RETRY_NEVER,
+} from "../ratelimit/index.js";
+import type { MeterDef, UsageEvent } from "../types.js";
+import type { LimitBook } from "./book.js";
+import { MinHeap } from "./heap.js";
+
+/** What a check is about: the event the caller expects to record (estimates). */
+export interface CheckEvent {
+  type: string;
+  customer: string;
+  values: Record<string, number>;
+  dimensions: Record<string, string>;
+}
+
+export interface LimitOutcome {
+  id: string;
+  kind: "quota" | "rate" | "concurrency" | "balance";
+  enforcement: Enforcement;
+  allowed: boolean;
+  /** The request would take usage past the limit (soft: overage; shadow: would have denied). */
+  exceeded: boolean;
+  limit: number;
+  remaining: number;
+  used?: number;
+  reserved?: number;
+  resetAt: number | null;
+  retryAfterMs: number | null;
+  group?: Record<string, string | null>;
+}
+
+export interface CheckResult {
+  allowed: boolean;
+  code?: ErrorCode;
+  limits: LimitOutcome[];
+  reservation?: { id: string; expiresAt: number };
+}
+
+export interface CustomerContext {
+  id: string;
+  plan: string | null;
+  timezone: string;
+  billingAnchor: number | null;
+}
+
+interface CalendarFamily {
+  kind: "calendar";
+  start: number;
+  end: number | null;
+  groups: Map<string, number>;
+}
+interface RollingFamily {
+  kind: "rolling";
+  windowMs: number;
+  bucketMs: number;
+  /** group → bucket start → amount */
+  groups: Map<string, Map<number, number>>;
+}
+type Family = CalendarFamily | RollingFamily;
+
+interface QuotaItem {
+  limit: QuotaLimit;
+  meter: MeterDef;
+  familyKey: string;
+  groupKey: string;
+  group: Record<string, string | null>;
+  cost: number;
+}
+
+const ROLLING_BUCKETS = 60;
+const FAMILIES_MAX = 200_000;
+
+/**
+ * Check, reserve, commit, release. The decision math is in quota/decide.ts and ratelimit/; this class
+ * keeps the hot state (usage counters, holds, concurrency leases, rate-limit states) in memory and
+ * persists reservations, so that quota usage and holds come back exactly after a restart (usage is
+ * recomputed from the durable raw events; holds from the stored reservations). Rate-limit windows
+ * live in memory only and start empty after a restart.
+ *
+ * Atomicity: a check evaluates and applies every limit in one synchronous step (no await between
+ * evaluating and holding), so in one process no other check can interleave.
+ */
+export class Limiter {
+  private readonly families = new Map<string, Family>();
+  private readonly loading = new Map<string, Promise<void>>();
+  /** hold key (family + group) → amount held by active reservations */
+  private readonly held = new Map<string, number>();
+  /** lease key → reservation ids holding a slot */
+  private readonly leases = new Map<string, Set<string>>();
+  /** One state table per rate-limit configuration (a state only means something under its config). */
+  private readonly rateTables = new Map<string, RateLimitTable>();
+  private readonly active = new Map<string, { workspaceId: string; record: ReservationRecord }>();
+  private readonly expiry = new MinHeap<{ at: number; id: string }>((a, b) => a.at - b.at);
+  private readonly committing = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly book: LimitBook,
+    private readonly clock: Clock,
+    private readonly newId: () => string,
+  ) {}
+
+  /** Reloads the holds of every active reservation (at start). */
+  async restore(): Promise<number> {
+    const rows = await this.store.listActiveReservations();
+    for (const { workspaceId, reservation } of rows) this.activate(workspaceId, reservation);
+    return rows.length;
+  }
+
+  // ---- check ------------------------------------------------------------------------------------
+
+  async check(
+    workspaceId: string,
+    customer: CustomerContext,
+    event: CheckEvent,
+    reserve: { ttlMs: number } | null,
+  ): Promise<CheckResult> {
+    const book = await this.book.get(workspaceId);
+    const set = book.effective(customer.id, customer.plan);
+    const now = this.clock.now();
+    this.expireDue(now);
+
+    // Resolve what applies, and load the usage counters it needs, before the atomic step.
+    const quotas: QuotaItem[] = [];
+    for (const limit of set.quotas) {
+      const meter = book.meters.get(limit.meter);
+      if (!meter || !this.quotaApplies(limit, meter, event)) continue;
+      const familyKey = this.familyKey(workspaceId, limit, customer, now);
+      const group = groupOf(limit, event.dimensions);
+      quotas.push({ limit, meter, familyKey, group, groupKey: canonicalJson(group), cost: meterValue(meter, event as UsageEvent) });
+    }
+    await Promise.all(quotas.map((q) => this.loadFamily(workspaceId, q.limit, q.meter, q.familyKey, customer, now)));
+    const rates = set.rates
+      .filter((r) => r.eventType === null || r.eventType === event.type)
+      .map((r) => ({ limit: r, key: subjectKey(workspaceId, "rate", r, customer.id, event), cost: r.value ? (event.values[r.value] ?? 0) : 1 }))
+      .filter((r): r is { limit: RateLimit; key: string; cost: number } => r.key !== null);
+    const slots = set.concurrency
+      .filter((c) => c.eventType === null || c.eventType === event.type)
+      .map((c) => ({ limit: c, key: subjectKey(workspaceId, "cc", c, customer.id, event) }))
+      .filter((c): c is { limit: ConcurrencyLimit; key: string } => c.key !== null);
+
+    // ---- the atomic step: evaluate everything, then apply only if every hard limit allows -------
+    const t = this.clock.now();
+    const outcomes: LimitOutcome[] = [];
+    let code: ErrorCode | undefined;
+    const deny = (c: ErrorCode) => {
+      code ??= c;
+    };
+
+    const rateResults = rates.map(({ limit, key, cost }) => {
+      const table = this.rateTable(rateConfig(limit));
+      const result = evaluateRate(table.config, table.get(key), { cost }, t);
+      const d = result.decision;
+      const allowed = d.allowed || limit.enforcement !== "hard";
+      if (!allowed) deny("RATE_LIMIT_EXCEEDED");
+      outcomes.push({
+        id: limit.id,
+        kind: "rate",
+        enforcement: limit.enforcement,
+        allowed,
+        exceeded: !d.allowed,
+        limit: d.limit,
+        remaining: d.remaining,
+        resetAt: d.resetAt,
+        retryAfterMs: d.allowed ? null : d.retryAfterMs === RETRY_NEVER ? null : d.retryAfterMs,
+      });
+      return { table, key, state: result.state, admitted: d.allowed };
+    });
+
+    for (const { limit, key } of slots) {
+      const inUse = this.leases.get(key)?.size ?? 0;
+      const exceeded = inUse >= limit.max;
+      const allowed = !exceeded || limit.enforcement !== "hard";
+      if (!allowed) deny("CONCURRENCY_LIMIT_EXCEEDED");
+      outcomes.push({
+        id: limit.id,
+        kind: "concurrency",
+        enforcement: limit.enforcement,
+        allowed,
+        exceeded,
+        limit: limit.max,
+        used: inUse,
+        remaining: Math.max(0, limit.max - inUse - (reserve && !exceeded ? 1 : 0)),
+        resetAt: null,
+        retryAfterMs: exceeded ? this.earliestLeaseEnd(key, t) : null,
+      });
+    }
+
+    for (const q of quotas) {
+      const family = this.families.get(q.familyKey)!;
+      const used = usedOf(family, q.groupKey, t);
+      const heldNow = this.held.get(holdKey(q.familyKey, q.groupKey)) ?? 0;
+      const d = decideQuota({ amount: q.limit.amount, used, held: heldNow }, q.cost, q.limit.enforcement);
+      if (!d.allowed) deny("LIMIT_EXCEEDED");
+      const resetAt = family.kind === "calendar" ? family.end : t + family.windowMs;
+      outcomes.push({
+        id: q.limit.id,
+        kind: "quota",
+        enforcement: q.limit.enforcement,
+        allowed: d.allowed,
+        exceeded: d.exceeded,
+        limit: q.limit.amount,
+        used,
+        reserved: heldNow,
+        remaining: d.remaining,
+        resetAt,
+        retryAfterMs: d.exceeded ? quotaRetryAfter(family, q, heldNow, t) : null,
+        ...(q.limit.groupBy.length ? { group: q.group } : {}),
+      });
+    }
+
+    const allowed = code === undefined;
+    if (!allowed) return { allowed, code, limits: outcomes };
+
+    for (const r of rateResults) r.table.set(r.key, r.state);
+    if (!reserve) return { allowed, limits: outcomes };
+
+    const record: ReservationRecord = {
+      id: this.newId(),
+      state: "active",
+      customer: customer.id,
+      event: { type: event.type, values: event.values, dimensions: event.dimensions },
+      holds: quotas.filter((q) => q.cost > 0).map((q) => ({ key: holdKey(q.familyKey, q.groupKey), amount: q.cost })),
+      leases: slots.map((s) => s.key),
+      rateCharges: rates
+        .filter((r) => r.limit.value !== null)
+        .map((r) => ({ key: r.key, value: r.limit.value!, cost: r.cost, config: rateConfig(r.limit) })),
+      createdAt: t,
+      expiresAt: t + reserve.ttlMs,
+    };
+    this.activate(workspaceId, record);
+    try {
+      await this.store.saveReservation(workspaceId, record);
+    } catch (error) {
+      this.deactivate(record);
+      throw error;
+    }
+    return { allowed, limits: outcomes, reservation: { id: record.id, expiresAt: record.expiresAt } };
+  }
+
+  // ---- commit / release -------------------------------------------------------------------------
+
+  /**
+   * Finishes a reservation once: `record` stores the actual event (and with it the usage); the hold
+   * is released only after that, so at no instant is the usage counted by neither. A retried commit
+   * gets the first answer.
+   */
+  async commit<T>(workspaceId: string, id: string, record: (r: ReservationRecord) => Promise<T>): Promise<T> {
+    const inflight = this.committing.get(id);
+    if (inflight) return (await inflight) as T;
+    const work = (async () => {
+      const r = await this.reservation(workspaceId, id);
+      if (r.state === "committed") return r.result as T;
+      if (r.state === "released") throw new TollgateError("CONFLICT", `reservation ${id} was released`, { id });
+      const result = await record(r);
+      const finished: ReservationRecord = { ...r, state: "committed", result };
+      this.deactivate(r);
+      await this.store.saveReservation(workspaceId, finished);
+      return result;
+    })();
+    this.committing.set(id, work);
+    try {
+      return await work;
+    } finally {
+      this.committing.delete(id);
+    }
+  }
+
+  /** Reconciles value-based rate limits with the actual amounts (applied even past the limit). */
+  reconcileRates(r: ReservationRecord, actual: Record<string, number>): void {
+    const now = this.clock.now();
+    for (const charge of r.rateCharges) {
+      const delta = (actual[charge.value] ?? 0) - charge.cost;
+      if (delta === 0) continue;
+      const table = this.rateTable(charge.config as ReturnType<typeof rateConfig>);
+      const res = evaluateRate(table.config, table.get(charge.key), { cost: delta, force: true }, now);
+      table.set(charge.key, res.state);
+    }
+  }
+
+  async release(workspaceId: string, id: string): Promise<ReservationRecord> {
+    const r = await this.reservation(workspaceId, id);
+    if (r.state === "committed") throw new TollgateError("CONFLICT", `reservation ${id} was committed`, { id });
+    if (r.state !== "active") return r;
+    const released: ReservationRecord = { ...r, state: "released" };
+    this.deactivate(r);
+    await this.store.saveReservation(workspaceId, released);
+    return released;
+  }
+
+  async getReservation(workspaceId: string, id: string): Promise<ReservationRecord> {
+    return this.reservation(workspaceId, id);
+  }
+
+  private async reservation(workspaceId: string, id: string): Promise<ReservationRecord> {
+    this.expireDue(this.clock.now());
+    const live = this.active.get(id);
+    if (live && live.workspaceId === workspaceId) return live.record;
+    const stored = await this.store.getReservation(workspaceId, id);
+    if (!stored) throw notFound("reservation", id);
+    return stored;
+  }
+
+  // ---- recording usage ---------------------------------------------------------------------------
+
+  /**
+   * Prepares counter increments for a batch about to be stored; the returned function applies them
+   * for the events the store newly inserted, synchronously after the commit.
+   */
+  async prepareIncrements(
+    workspaceId: string,
+    events: UsageEvent[],
+    customers: (id: string) => Promise<CustomerContext>,
+  ): Promise<(inserted: number[]) => void> {
+    const book = await this.book.get(workspaceId);
+    const contexts = new Map<string, CustomerContext>();
+    for (const e of events) if (!contexts.has(e.customer)) contexts.set(e.customer, await customers(e.customer));
+    return (inserted) => {
+      for (const i of inserted) {
+        const e = events[i]!;
+        const customer = contexts.get(e.customer)!;
+        for (const limit of book.effective(customer.id, customer.plan).quotas) {
+          const meter = book.meters.get(limit.meter);
+          if (!meter || !this.quotaApplies(limit, meter, e)) continue;
+          const family = this.families.get(this.familyKey(workspaceId, limit, customer, e.timestamp));
+          if (!family) continue; // not loaded: a later load reads this event from the store
+          const groupKey = canonicalJson(groupOf(limit, e.dimensions));
+          addUsage(family, groupKey, e.timestamp, meterValue(meter, e));
+        }
+      }
+    };
+  }
+
+  // ---- state for GET /customers/{id}/limits ------------------------------------------------------
+
+  async quotaUsage(
+    workspaceId: string,
+    customer: CustomerContext,
+    limit: QuotaLimit,
+    meter: MeterDef,
+  ): Promise<{ group: Record<string, string | null>; used: number; reserved: number; resetAt: number | null }[]> {
+    const now = this.clock.now();
+    this.expireDue(now);
+    const familyKey = this.familyKey(workspaceId, limit, customer, now);
+    await this.loadFamily(workspaceId, limit, meter, familyKey, customer, now);
+    const family = this.families.get(familyKey)!;
+    const groups = new Set<string>(family.groups.keys());
+    const prefix = `${familyKey}\u0002`;
+    for (const k of this.held.keys()) if (k.startsWith(prefix)) groups.add(k.slice(prefix.length));
+    if (groups.size === 0) groups.add(canonicalJson(groupOf(limit, {})));
+    const resetAt = family.kind === "calendar" ? family.end : now + family.windowMs;
+    return [...groups].sort().map((g) => ({
+      group: JSON.parse(g) as Record<string, string | null>,
+      used: usedOf(family, g, now),
+      reserved: this.held.get(holdKey(familyKey, g)) ?? 0,
+      resetAt,
+    }));
+  }
+
+  concurrencyInUse(workspaceId: string, limit: ConcurrencyLimit, customerId: string): number {
+    const key = subjectKey(workspaceId, "cc", limit, customerId, { dimensions: {} } as CheckEvent);
+    return key ? (this.leases.get(key)?.size ?? 0) : 0;
+  }
+
+  rateState(workspaceId: string, limit: RateLimit, customerId: string) {
+    const key = subjectKey(workspaceId, "rate", limit, customerId, { dimensions: {} } as CheckEvent);
+    if (!key) return null;
+    const table = this.rateTable(rateConfig(limit));
+    return evaluateRate(table.config, table.get(key), { cost: 0 }, this.clock.now()).decision;
+  }
+
+  // ---- expiry ------------------------------------------------------------------------------------
+
+  /** Frees the holds of reservations whose TTL has passed. Called on every check and by a timer. */
+  expireDue(now: number): number {
+    let n = 0;
+    for (;;) {
+      const top = this.expiry.peek();
+      if (!top || top.at > now) return n;
+      this.expiry.pop();
+      const live = this.active.get(top.id);
+      if (!live || live.record.expiresAt !== top.at) continue;
+      const expired: ReservationRecord = { ...live.record, state: "expired" };
+      this.deactivate(live.record);
+      n++;
+      // A crash before this is stored is harmless: at restart the reservation is past its TTL anyway.
+      this.store.saveReservation(live.workspaceId, expired).catch(() => {});
+    }
+  }
+
+  activeReservations(): number {
+    return this.active.size;
+  }
+
+  sweep(now: number): void {
+    this.expireDue(now);
+    for (const table of this.rateTables.values()) table.sweep(now);
+    if (this.families.size > FAMILIES_MAX) this.evictFamilies(now);
+  }
+
+  // ---- internals ---------------------------------------------------------------------------------
+
+  private rateTable(config: ReturnType<typeof rateConfig>): RateLimitTable {
+    const key = canonicalJson(config);
+    let table = this.rateTables.get(key);
+    if (!table) {
+      table = new RateLimitTable(config);
+      this.rateTables.set(key, table);
+    }
+    return table;
+  }
+
+  private activate(workspaceId: string, r: ReservationRecord): void {
+    this.active.set(r.id, { workspaceId, record: r });
+    for (const h of r.holds) this.held.set(h.key, (this.held.get(h.key) ?? 0) + h.amount);
+    for (const l of r.leases) {
+      let set = this.leases.get(l);
+      if (!set) {
+        set = new Set();
+        this.leases.set(l, set);
+      }
+      set.add(r.id);
+    }
+    this.expiry.push({ at: r.expiresAt, id: r.id });
+  }
+
+  private deactivate(r: ReservationRecord): void {
+    if (!this.active.delete(r.id)) return;
+    for (const h of r.holds) {
+      const left = (this.held.get(h.key) ?? 0) - h.amount;
+      if (left > 0) this.held.set(h.key, left);
+      else this.held.delete(h.key);
+    }
+    for (const l of r.leases) {
+      const set = this.leases.get(l);
+      set?.delete(r.id);
+      if (set?.size === 0) this.leases.delete(l);
+    }
+  }
+
+  private earliestLeaseEnd(key: string, now: number): number | null {
+    let best: number | null = null;
+    for (const id of this.leases.get(key) ?? []) {
+      const at = this.active.get(id)?.record.expiresAt;
+      if (at !== undefined && (best === null || at < best)) best = at;
+    }
+    return best === null ? null : Math.max(0, best - now);
+  }
+
+  private quotaApplies(limit: QuotaLimit, meter: MeterDef, event: Pick<UsageEvent, "type" | "dimensions">): boolean {
+    if (!meterMatches(meter, event as UsageEvent)) return false;
+    for (const k in limit.filter) if (event.dimensions[k] !== limit.filter[k]) return false;
+    return true;
+  }
+
+  private familyKey(workspaceId: string, limit: QuotaLimit, customer: CustomerContext, at: number): string {
+    const subject = limit.scope.kind === "workspace" ? "*" : customer.id;
+    const identity = canonicalJson([limit.meter, limit.filter, limit.groupBy, limit.period]);
+    if (typeof limit.period === "object") return `${workspaceId}\u0001${identity}\u0001${subject}\u0001r`;
+    const zone = limit.scope.kind === "workspace" ? "UTC" : customer.timezone;
+    const anchor = limit.scope.kind === "workspace" ? null : customer.billingAnchor;
+    const w = periodWindow(limit.period, at, { timezone: zone, billingAnchor: anchor });
+    return `${workspaceId}\u0001${identity}\u0001${subject}\u0001${w.start}\u0001${w.end ?? ""}`;
+  }
+
+  private async loadFamily(
+    workspaceId: string,
+    limit: QuotaLimit,
+    meter: MeterDef,
+    familyKey: string,
+    customer: CustomerContext,
+    now: number,
+  ): Promise<void> {
+    if (this.families.has(familyKey)) return;
+    let pending = this.loading.get(familyKey);
+    if (!pending) {
+      pending = this.scanFamily(workspaceId, limit, meter, familyKey, customer, now).finally(() =>
+        this.loading.delete(familyKey),
+      );
+      this.loading.set(familyKey, pending);
+    }
+    await pending;
+  }
+
+  private async scanFamily(
+    workspaceId: string,
+    limit: QuotaLimit,
+    meter: MeterDef,
+    familyKey: string,
+    customer: CustomerContext,
+    now: number,
+  ): Promise<void> {
+    let family: Family;
+    let from: number | undefined;
+    let to: number | undefined;
+    if (typeof limit.period === "object") {
+      const windowMs = limit.period.rolling_seconds * 1000;
+      const bucketMs = Math.max(1000, Math.ceil(windowMs / ROLLING_BUCKETS / 1000) * 1000);
+      family = { kind: "rolling", windowMs, bucketMs, groups: new Map() };
+      from = Math.floor((now - windowMs) / bucketMs) * bucketMs;
+    } else {
+      const parts = familyKey.split("\u0001");
+      const start = Number(parts[3]);
+      const end = parts[4] === "" ? null : Number(parts[4]);
+      family = { kind: "calendar", start, end, groups: new Map() };
+      from = limit.period === "all_time" ? undefined : start;
+      to = end ?? undefined;
+    }
+    const subject = limit.scope.kind === "workspace" ? undefined : customer.id;
+    const scanned: Family = family;
+    await this.store.scanEvents(workspaceId, { types: [meter.eventType], customer: subject, from, to }, (e) => {
+      if (!this.quotaApplies(limit, meter, e)) return;
+      addUsage(scanned, canonicalJson(groupOf(limit, e.dimensions)), e.timestamp, meterValue(meter, e));
+    });
+    // A concurrent load of the same family was single-flighted; the scan and this set run in one
+    // synchronous stretch for the embedded store, so no commit can slip between them.
+    this.families.set(familyKey, family);
+  }
+
+  private evictFamilies(now: number): void {
+    for (const [key, f] of this.families) {
+      if (f.kind === "calendar" && f.end !== null && f.end < now) this.families.delete(key);
+    }
+    if (this.families.size > FAMILIES_MAX) this.families.clear();
+  }
+
+}
+
+function rateConfig(limit: RateLimit): RateLimitConfig {
+  return {
+    algorithm: limit.algorithm,
+    limit: limit.limit,
+    windowMs: limit.windowMs,
+    ...(limit.burst !== null ? { burst: limit.burst } : {}),
+  };
+}
+
+function subjectKey(
+  workspaceId: string,
+  prefix: string,
+  limit: { id: string; subject: RateScope; scope: QuotaLimit["scope"] },
+  customerId: string,
+  event: Pick<CheckEvent, "dimensions">,
+): string | null {
+  const subject =
+    limit.subject === "key" ? event.dimensions.key : limit.subject === "customer" ? customerId : "*";
+  if (subject === undefined) return null;
+  const scope = limit.scope.kind === "workspace" ? "ws" : limit.scope.kind;
+  return `${workspaceId}\u0001${prefix}\u0001${scope}\u0001${limit.id}\u0001${limit.subject}\u0001${subject}`;
+}
+
+function groupOf(limit: QuotaLimit, dimensions: Record<string, string>): Record<string, string | null> {
+  const g: Record<string, string | null> = {};
+  for (const d of limit.groupBy) g[d] = dimensions[d] ?? null;
+  return g;
+}
+
+const holdKey = (familyKey: string, groupKey: string) => `${familyKey}\u0002${groupKey}`;
+
+function addUsage(family: Family, groupKey: string, at: number, amount: number): void {
+  if (family.kind === "calendar") {
+    family.groups.set(groupKey, (family.groups.get(groupKey) ?? 0) + amount);
+    return;
+  }
+  let buckets = family.groups.get(groupKey);
+  if (!buckets) {
+    buckets = new Map();
+    family.groups.set(groupKey, buckets);
+  }
+  const b = Math.floor(at / family.bucketMs) * family.bucketMs;
+  buckets.set(b, (buckets.get(b) ?? 0) + amount);
+}
+
+/** Usage in the window at `now`. Rolling windows count every bucket that overlaps (now - window, now]. */
+function usedOf(family: Family, groupKey: string, now: number): number {
+  if (family.kind === "calendar") return family.groups.get(groupKey) ?? 0;
+  const buckets = family.groups.get(groupKey);
+  if (!buckets) return 0;
+  let total = 0;
+  for (const [start, amount] of buckets) {
+    if (start + family.bucketMs > now - family.windowMs) total += amount;
+    else buckets.delete(start);
+  }
+  return total;
+}
+
+function quotaRetryAfter(family: Family, q: QuotaItem, held: number, now: number): number | null {
+  if (q.limit.enforcement !== "hard") return null;
+  if (family.kind === "calendar") return family.end === null ? null : family.end - now;
+  // Rolling: the earliest instant at which enough old buckets have aged out for this request to fit.
+  const buckets = [...(family.groups.get(q.groupKey) ?? new Map<number, number>()).entries()].sort((a, b) => a[0] - b[0]);
+  let used = buckets.reduce((s, [, v]) => s + v, 0);
+  for (const [start, amount] of buckets) {
+    used -= amount;
+    const fits = q.cost === 0 ? used + held < q.limit.amount : used + held + q.cost <= q.limit.amount;
+    if (fits) return Math.max(0, start + family.bucketMs + family.windowMs - now);
+  }
+  return null;
+}
+

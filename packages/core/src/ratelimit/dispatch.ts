@@ -1,0 +1,78 @@
+/** The dispatcher: one entry per algorithm. */
+import { assert } from "../errors.js";
+import { BURST_STATE_SIZE, burst, burstExpiresAt } from "./burst.js";
+import { FIXED_WINDOW_STATE_SIZE, fixedWindow, fixedWindowExpiresAt } from "./fixed-window.js";
+import { GCRA_STATE_SIZE, gcra, gcraExpiresAt } from "./gcra.js";
+import { SLIDING_WINDOW_STATE_SIZE, slidingWindow, slidingWindowExpiresAt } from "./sliding-window.js";
+import { TOKEN_BUCKET_STATE_SIZE, tokenBucket, tokenBucketExpiresAt } from "./token-bucket.js";
+import type {
+  RateLimitAlgorithm,
+  RateLimitConfig,
+  RateLimitDecision,
+  RateLimitFunction,
+  RateLimitRequest,
+  RateLimitResult,
+  RateLimitState,
+} from "./types.js";
+
+interface AlgorithmEntry {
+  evaluate: RateLimitFunction;
+  stateSize: number;
+  expiresAt: (config: RateLimitConfig, state: RateLimitState) => number;
+}
+
+const algorithms: Record<RateLimitAlgorithm, AlgorithmEntry> = {
+  sliding_window: {
+    evaluate: slidingWindow,
+    stateSize: SLIDING_WINDOW_STATE_SIZE,
+    expiresAt: slidingWindowExpiresAt,
+  },
+  token_bucket: { evaluate: tokenBucket, stateSize: TOKEN_BUCKET_STATE_SIZE, expiresAt: tokenBucketExpiresAt },
+  fixed_window: { evaluate: fixedWindow, stateSize: FIXED_WINDOW_STATE_SIZE, expiresAt: fixedWindowExpiresAt },
+  gcra: { evaluate: gcra, stateSize: GCRA_STATE_SIZE, expiresAt: gcraExpiresAt },
+  burst: { evaluate: burst, stateSize: BURST_STATE_SIZE, expiresAt: burstExpiresAt },
+};
+
+function entry(algorithm: RateLimitAlgorithm): AlgorithmEntry {
+  const found = algorithms[algorithm];
+  assert(found !== undefined, `unknown rate-limit algorithm ${String(algorithm)}`);
+  return found;
+}
+
+/**
+ * Decide one request against one limit. Pure: the input state is never mutated; store `result.state`
+ * only if the request is committed (the engine evaluates every applicable limit first and stores the
+ * new states only when all of them allow). `config` must pass `rateLimitConfigProblems`.
+ */
+export function evaluate(
+  config: RateLimitConfig,
+  state: RateLimitState | undefined,
+  request: RateLimitRequest,
+  now: number,
+): RateLimitResult {
+  return entry(config.algorithm).evaluate(config, state, request, now);
+}
+
+/**
+ * The decision a cost-0 request would get — for headers and dashboards: allowed unless the key is over
+ * its limit (after forced costs). Changes nothing, like any evaluation whose state is not stored.
+ */
+export function peek(config: RateLimitConfig, state: RateLimitState | undefined, now: number): RateLimitDecision {
+  return evaluate(config, state, { cost: 0 }, now).decision;
+}
+
+/** Number of integers in the algorithm's state. */
+export function stateSize(algorithm: RateLimitAlgorithm): number {
+  return entry(algorithm).stateSize;
+}
+
+/** The largest state of any algorithm: a slab sized by it holds every algorithm's state. */
+export const STATE_SIZE_MAX = Math.max(...Object.values(algorithms).map((a) => a.stateSize));
+
+/**
+ * The instant from which `state` decides exactly as a fresh key (`undefined`) would — the limit is
+ * fully available and nothing is counted — so a store may evict it then without changing any decision.
+ */
+export function expiresAt(config: RateLimitConfig, state: RateLimitState): number {
+  return entry(config.algorithm).expiresAt(config, state);
+}

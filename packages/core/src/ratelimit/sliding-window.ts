@@ -1,0 +1,120 @@
+import { assertInput, assertStateLength, ceilDiv, clamp, floorDiv, integerOr, mod, rateLimitBounds } from "./math.js";
+import {
+  RETRY_NEVER,
+  type RateLimitConfig,
+  type RateLimitFunction,
+  type RateLimitResult,
+  type RateLimitState,
+} from "./types.js";
+
+/**
+ * sliding_window: never admits more than `limit` within any windowMs, counted conservatively over
+ * sub-buckets.
+ *
+ * Time is cut into sub-buckets of `width` = ceil(windowMs / 8) ms aligned to the epoch; bucket j holds
+ * what was admitted during [j × width, (j + 1) × width). At `now` every bucket that overlaps
+ * (now − windowMs, now] counts in full — at most 9 of them — so whatever was admitted within the last
+ * windowMs is always counted (the bound is true, unlike the weighted two-window estimate), and an
+ * amount stays counted for at most windowMs + width − 1 ms (the precision: it may under-admit).
+ *
+ * State (10 integers): `[newest, ring_0 … ring_8]` — `newest` = the bucket of the last write; bucket j,
+ * for newest − 8 ≤ j ≤ newest, is at ring index j mod 9; buckets that left the window are zero.
+ */
+const SUB_BUCKETS = rateLimitBounds.slidingSubBuckets;
+const RING = SUB_BUCKETS + 1;
+export const SLIDING_WINDOW_STATE_SIZE = 1 + RING;
+
+/** Sub-bucket width in ms for a window. */
+export function slidingWindowBucketMs(windowMs: number): number {
+  return ceilDiv(windowMs, SUB_BUCKETS);
+}
+
+export const slidingWindow: RateLimitFunction = (config, state, request, now): RateLimitResult => {
+  assertInput(request, now);
+  const { limit, windowMs } = config;
+  const saturation = 2 * limit;
+  const width = slidingWindowBucketMs(windowMs);
+  let newest = floorDiv(now, width);
+  let stored: number | undefined;
+  let carried = 0;
+  if (state !== undefined) {
+    assertStateLength(state, SLIDING_WINDOW_STATE_SIZE);
+    stored = integerOr(state[0], newest);
+    if (stored > newest + SUB_BUCKETS) {
+      // Further ahead than a window (another config, a broken clock): keep the amount, re-anchored now.
+      for (let i = 0; i < RING; i++) carried += clamp(integerOr(state[1 + i], 0), 0, saturation);
+      stored = undefined;
+    } else {
+      // A clock slightly behind the last write: time stands still at the start of that bucket.
+      newest = Math.max(newest, stored);
+    }
+  }
+  const at = Math.max(now, newest * width);
+  const oldest = floorDiv(at - windowMs + 1, width);
+  // counts[mod(j, RING)] for the buckets j of the window only; older ones are dropped.
+  const counts: number[] = new Array(RING).fill(0);
+  if (state !== undefined && stored !== undefined) {
+    for (let j = Math.max(oldest, stored - SUB_BUCKETS); j <= stored; j++) {
+      const slot = mod(j, RING);
+      counts[slot] = clamp(integerOr(state[1 + slot], 0), 0, saturation);
+    }
+  }
+  const newestSlot = mod(newest, RING);
+  counts[newestSlot] = Math.min(saturation, counts[newestSlot]! + carried);
+  let used = 0;
+  for (let j = oldest; j <= newest; j++) used += counts[mod(j, RING)]!;
+
+  // The first instant at which the buckets still counting hold at most `limit - cost`.
+  const admitAt = (excess: number): number => {
+    let freed = 0;
+    for (let j = oldest; j <= newest; j++) {
+      freed += counts[mod(j, RING)]!;
+      if (freed >= excess) return (j + 1) * width + windowMs - 1;
+    }
+    return at; // unreachable: excess ≤ used
+  };
+  const resetAt = (): number => {
+    for (let j = newest; j >= oldest; j--) {
+      if (counts[mod(j, RING)]! > 0) return (j + 1) * width + windowMs - 1;
+    }
+    return at;
+  };
+  const result = (allowed: boolean, retryAfterMs: number): RateLimitResult => ({
+    state: [newest, ...counts],
+    decision: { allowed, limit, remaining: Math.max(0, limit - used), resetAt: resetAt(), retryAfterMs },
+  });
+
+  const { cost } = request;
+  const force = request.force === true;
+  if (!force && cost > limit) return result(false, RETRY_NEVER);
+  if (!force && used + cost > limit) return result(false, admitAt(used + cost - limit) - now);
+  if (cost >= 0) {
+    const added = force ? Math.min(cost, Math.max(0, saturation - used)) : cost;
+    counts[newestSlot]! += added;
+    used += added;
+  } else {
+    // A refund cancels the oldest counts first: the credit then expires no later than the charge it
+    // cancels would have, so a refund never makes more available than undoing that charge would.
+    let refund = Math.min(-cost, used);
+    used -= refund;
+    for (let j = oldest; j <= newest && refund > 0; j++) {
+      const slot = mod(j, RING);
+      const take = Math.min(counts[slot]!, refund);
+      counts[slot]! -= take;
+      refund -= take;
+    }
+  }
+  const allowed = used <= limit;
+  return result(allowed, allowed ? 0 : admitAt(used - limit) - now);
+};
+
+/** From this instant on the state decides exactly as a fresh key would: a table may evict it. */
+export function slidingWindowExpiresAt(config: RateLimitConfig, state: RateLimitState): number {
+  assertStateLength(state, SLIDING_WINDOW_STATE_SIZE);
+  const width = slidingWindowBucketMs(config.windowMs);
+  const newest = integerOr(state[0], 0);
+  for (let j = newest; j >= newest - SUB_BUCKETS; j--) {
+    if (integerOr(state[1 + mod(j, RING)], 0) > 0) return (j + 1) * width + config.windowMs - 1;
+  }
+  return 0;
+}

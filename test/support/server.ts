@@ -1,0 +1,91 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Clock } from "@tollgate/core";
+import { type RunningServer, startServer } from "../../packages/cli/src/runtime.js";
+
+export interface TestServer {
+  url: string;
+  adminKey: string;
+  dataDir: string;
+  server: RunningServer;
+  /** Calls the API over real HTTP; parses JSON answers. */
+  api(
+    method: string,
+    path: string,
+    body?: unknown,
+    opts?: { key?: string | null; headers?: Record<string, string>; raw?: string },
+  ): Promise<ApiResponse>;
+  close(): Promise<void>;
+}
+
+export interface ApiResponse {
+  status: number;
+  headers: Headers;
+  // biome-ignore lint/suspicious/noExplicitAny: test bodies are checked field by field
+  body: any;
+  text: string;
+}
+
+/** A real server on a free loopback port over a fresh SQLite file in a temp folder. */
+export async function startTestServer(
+  options: { clock?: Clock; configPath?: string; dataDir?: string } = {},
+): Promise<TestServer> {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "tollgate-test-"));
+  const adminKey = `tg_test_${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
+  const server = await startServer({
+    dataDir,
+    port: 0,
+    adminKey,
+    clock: options.clock,
+    configPath: options.configPath,
+  });
+  const url = server.url;
+  return {
+    url,
+    adminKey,
+    dataDir,
+    server,
+    api: (method, path, body, opts = {}) => call(url, method, path, body, { key: adminKey, ...opts }),
+    async close() {
+      await server.close();
+      if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function call(
+  baseUrl: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  opts: { key?: string | null; headers?: Record<string, string>; raw?: string } = {},
+): Promise<ApiResponse> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.key) headers.authorization = `Bearer ${opts.key}`;
+  let payload: string | undefined = opts.raw;
+  if (body !== undefined && payload === undefined) payload = JSON.stringify(body);
+  if (payload !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) {
+    headers["content-type"] = "application/json";
+  }
+  const res = await fetch(baseUrl + path, { method, headers, body: payload });
+  const text = await res.text();
+  let parsed: unknown = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    parsed = null;
+  }
+  return { status: res.status, headers: res.headers, body: parsed, text };
+}
+
+/** Asserts the API.md error shape and returns the error object. */
+export function expectError(res: ApiResponse, status: number, code: string) {
+  if (res.status !== status || res.body?.error?.code !== code || res.body?.error?.status !== status) {
+    throw new Error(`expected ${status} ${code}, got ${res.status} ${res.text}`);
+  }
+  if (typeof res.body.error.message !== "string" || res.body.error.message.length === 0) {
+    throw new Error(`error without a message: ${res.text}`);
+  }
+  return res.body.error as { code: string; message: string; status: number; details?: Record<string, unknown> };
+}

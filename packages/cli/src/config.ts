@@ -12,11 +12,21 @@ import { parse } from "yaml";
  *   pro: { name: Pro }
  * customers:
  *   acme: { name: Acme, plan: pro }
+ * limits:
+ *   - { id: monthly-tokens, plan: pro, meter: tokens, amount: 2000000, period: month }
+ * rate_limits:
+ *   per-key-rpm: { plan: pro, scope: key, limit: 100, window_seconds: 60 }
  */
+type Section = Record<string, unknown> | ({ id: string } & Record<string, unknown>)[];
+
 export interface TollgateConfig {
-  meters?: Record<string, unknown>;
-  plans?: Record<string, unknown>;
-  customers?: Record<string, unknown>;
+  meters?: Section;
+  plans?: Section;
+  customers?: Section;
+  /** Quotas; a list form allows one id per scope (plan, customer, workspace). */
+  limits?: Section;
+  rate_limits?: Section;
+  concurrency_limits?: Section;
 }
 
 /** Sections in the order they are applied: what a later one refers to exists by then. */
@@ -24,7 +34,21 @@ const SECTIONS = [
   ["meters", "/v1/meters/"],
   ["plans", "/v1/plans/"],
   ["customers", "/v1/customers/"],
+  ["limits", "/v1/limits/"],
+  ["rate_limits", "/v1/rate-limits/"],
+  ["concurrency_limits", "/v1/concurrency-limits/"],
 ] as const;
+
+/** A section as [id, body] pairs: a map keyed by id, or a list of bodies that carry their `id`. */
+function entries(section: Section | undefined, name: string): [string, unknown][] {
+  if (section === undefined || section === null) return [];
+  if (!Array.isArray(section)) return Object.entries(section);
+  return section.map((item, i) => {
+    if (typeof item?.id !== "string") throw new Error(`${name}[${i}]: a list entry needs an "id"`);
+    const { id, ...body } = item;
+    return [id, body];
+  });
+}
 
 export function loadConfig(path: string): TollgateConfig {
   const doc = parse(readFileSync(path, "utf8")) ?? {};
@@ -48,7 +72,7 @@ export interface ApplyReport {
 export async function applyConfig(config: TollgateConfig, send: Send): Promise<ApplyReport> {
   const report: ApplyReport = { created: [], updated: [] };
   for (const [section, prefix] of SECTIONS) {
-    for (const [id, body] of Object.entries(config[section] ?? {})) {
+    for (const [id, body] of entries(config[section], section)) {
       const res = await send("PUT", prefix + encodeURIComponent(id), body);
       if (res.status === 201) report.created.push(`${section}/${id}`);
       else if (res.status === 200) report.updated.push(`${section}/${id}`);

@@ -72,6 +72,16 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     metrics.httpRequests.inc({ method: request.method, route, status: reply.statusCode });
     metrics.httpDuration.observe({ route }, reply.elapsedTime / 1000);
   });
+  // A request in flight when close() begins still gets its answer, and then its connection closes:
+  // otherwise a keep-alive client holds close() (and a SIGTERM shutdown) open until its idle timeout.
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
+  app.addHook("onSend", async (request, reply, payload) => {
+    if (closing && request.raw.httpVersionMajor !== 2) reply.header("connection", "close");
+    return payload;
+  });
 
   app.get("/health", { config: { role: "public" }, schema: { hide: true } }, async () => ({ status: "ok" }));
   app.get("/metrics", { config: { role: "public" }, schema: { hide: true } }, async (_req, reply) => {

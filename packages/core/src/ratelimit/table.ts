@@ -26,6 +26,7 @@ export class RateLimitTable {
   readonly config: RateLimitConfig;
   readonly stateSize: number;
   private readonly stride: number;
+  private readonly initialCapacity: number;
   private slab: Float64Array;
   private slotCount: number;
   /** Slots [0, highWater) have been handed out at least once; the rest were never used. */
@@ -41,6 +42,7 @@ export class RateLimitTable {
     this.config = config;
     this.stateSize = stateSize(config.algorithm);
     this.stride = 1 + this.stateSize;
+    this.initialCapacity = initialCapacity;
     this.slotCount = initialCapacity;
     this.slab = new Float64Array(initialCapacity * this.stride);
   }
@@ -103,9 +105,11 @@ export class RateLimitTable {
     return true;
   }
 
+  /** Forget every key and shrink the slab back to its initial capacity. */
   clear(): void {
     this.slots.clear();
-    this.slab.fill(0);
+    this.slotCount = this.initialCapacity;
+    this.slab = new Float64Array(this.initialCapacity * this.stride);
     this.highWater = 0;
     this.freeHead = -1;
     this.cursor = undefined;

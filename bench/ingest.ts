@@ -99,7 +99,14 @@ async function overHttp(): Promise<{ rate: number; p50: number; p99: number }> {
     const pool = new Pool(server.url, { connections, pipelining: 1 });
     const headers = { authorization: `Bearer ${server.adminKey}`, "content-type": "application/json" };
     // Warm up the server (JIT, caches) with a separate workspace-free small batch.
-    await pool.request({ method: "POST", path: "/v1/events", headers, body: JSON.stringify({ events: [{ ...makeEvent(0), id: "warmup" }] }) }).then((r) => r.body.dump());
+    await pool
+      .request({
+        method: "POST",
+        path: "/v1/events",
+        headers,
+        body: JSON.stringify({ events: [{ ...makeEvent(0), id: "warmup" }] }),
+      })
+      .then((r) => r.body.dump());
     const latencies: number[] = [];
     let next = 0;
     let accepted = 0;

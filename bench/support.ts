@@ -33,7 +33,17 @@ export async function spawnServer(extraArgs: string[] = []): Promise<ServerProce
   const adminKey = "tg_bench_admin_key_0123456789";
   const child = spawn(
     process.execPath,
-    [join(ROOT, "packages/cli/bin/tollgate.js"), "serve", "--port", String(port), "--data", dataDir, "--log-level", "warn", ...extraArgs],
+    [
+      join(ROOT, "packages/cli/bin/tollgate.js"),
+      "serve",
+      "--port",
+      String(port),
+      "--data",
+      dataDir,
+      "--log-level",
+      "warn",
+      ...extraArgs,
+    ],
     { env: { ...process.env, TOLLGATE_ADMIN_KEY: adminKey }, stdio: ["ignore", "ignore", "inherit"] },
   );
   const url = `http://127.0.0.1:${port}`;
@@ -60,6 +70,8 @@ export async function spawnServer(extraArgs: string[] = []): Promise<ServerProce
 }
 
 export const percentile = (sorted: number[], p: number) =>
-  sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+  sorted.length === 0
+    ? Number.NaN
+    : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 
 export const fmt = (n: number) => Math.round(n).toLocaleString("en-US");

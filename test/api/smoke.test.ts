@@ -18,8 +18,20 @@ describe("smoke", () => {
     expect(m.status).toBe(201);
     const ev = await t.api("POST", "/v1/events", {
       events: [
-        { id: "e1", type: "llm.completion", customer: "acme", timestamp: "2026-11-23T10:00:00Z", values: { tokens_in: 10, tokens_out: 5 } },
-        { id: "e2", type: "llm.completion", customer: "acme", timestamp: "2026-11-23T11:30:00Z", values: { tokens_in: 1 } },
+        {
+          id: "e1",
+          type: "llm.completion",
+          customer: "acme",
+          timestamp: "2026-11-23T10:00:00Z",
+          values: { tokens_in: 10, tokens_out: 5 },
+        },
+        {
+          id: "e2",
+          type: "llm.completion",
+          customer: "acme",
+          timestamp: "2026-11-23T11:30:00Z",
+          values: { tokens_in: 1 },
+        },
       ],
     });
     expect(ev.status).toBe(202);

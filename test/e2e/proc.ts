@@ -58,7 +58,11 @@ export interface Proc {
  * Spawns a command in its own process group (so `npx` and whatever it starts can be ended together),
  * collecting its output.
  */
-export function start(command: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Proc {
+export function start(
+  command: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Proc {
   const child = spawn(command, args, {
     cwd: opts.cwd ?? REPO_ROOT,
     env: opts.env ?? cleanEnv(),

@@ -1,11 +1,23 @@
 import { readFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import { join } from "node:path";
-import { parse as parseYaml } from "yaml";
 import { afterEach, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
 import { readTrace } from "../support/azure.js";
 import { type ApiResponse, call } from "../support/server.js";
-import { BIN, cleanEnv, cleanup, freePort, REPO_ROOT, run, type ServeProc, serve, sleep, stop, tempDir } from "./proc.js";
+import {
+  BIN,
+  cleanEnv,
+  cleanup,
+  freePort,
+  REPO_ROOT,
+  run,
+  type ServeProc,
+  serve,
+  sleep,
+  stop,
+  tempDir,
+} from "./proc.js";
 
 /**
  * `tollgate` as users run it: real processes (node packages/cli/bin/tollgate.js, and `npx tollgate`), real
@@ -17,8 +29,13 @@ const EXAMPLE_CONFIG = join(REPO_ROOT, "examples/tollgate.yaml");
 
 afterEach(cleanup, 15_000);
 
-const api = (p: { url: string }, method: string, path: string, body?: unknown, key: string | null = ADMIN_KEY) =>
-  call(p.url, method, path, body, { key });
+const api = (
+  p: { url: string },
+  method: string,
+  path: string,
+  body?: unknown,
+  key: string | null = ADMIN_KEY,
+) => call(p.url, method, path, body, { key });
 
 const serveWithKey = (dataDir: string, extra: string[] = []) =>
   serve(["--data", dataDir, ...extra], { env: cleanEnv({ TOLLGATE_ADMIN_KEY: ADMIN_KEY }) });
@@ -34,7 +51,11 @@ function expect2xx(res: ApiResponse, status: number) {
 async function putMeters(p: ServeProc) {
   expect2xx(await api(p, "PUT", "/v1/meters/n", { event_type: "llm.completion", aggregation: "count" }), 201);
   expect2xx(
-    await api(p, "PUT", "/v1/meters/tokens_in", { event_type: "llm.completion", aggregation: "sum", value: "tokens_in" }),
+    await api(p, "PUT", "/v1/meters/tokens_in", {
+      event_type: "llm.completion",
+      aggregation: "sum",
+      value: "tokens_in",
+    }),
     201,
   );
 }
@@ -100,7 +121,9 @@ describe("tollgate serve as a process", () => {
     const tokensIn = await meterBy(second, "tokens_in");
     expect(tokensIn.get("")).toBe(batches.reduce((s, b) => s + b.tokensIn, 0));
 
-    const again = await Promise.all(batches.map((b) => api(second, "POST", "/v1/events", { events: b.events })));
+    const again = await Promise.all(
+      batches.map((b) => api(second, "POST", "/v1/events", { events: b.events })),
+    );
     for (const res of again) expect(expect2xx(res, 202)).toEqual({ accepted: 0, duplicates: 500 });
     expect((await meterBy(second, "n")).get("")).toBe(10_000);
     expect(await stop(second)).toEqual({ code: 0, signal: null });
@@ -132,10 +155,14 @@ describe("tollgate serve as a process", () => {
     for (const name of acked) expect(perBatch.get(name), name).toBe(500);
     for (const [name, n] of perBatch) expect(n, name).toBe(500); // a batch is all or nothing
 
-    const again = await Promise.all(batches.map((b) => api(second, "POST", "/v1/events", { events: b.events })));
+    const again = await Promise.all(
+      batches.map((b) => api(second, "POST", "/v1/events", { events: b.events })),
+    );
     for (const [i, res] of again.entries()) {
       const stored = perBatch.has(batches[i]!.name);
-      expect(expect2xx(res, 202)).toEqual(stored ? { accepted: 0, duplicates: 500 } : { accepted: 500, duplicates: 0 });
+      expect(expect2xx(res, 202)).toEqual(
+        stored ? { accepted: 0, duplicates: 500 } : { accepted: 500, duplicates: 0 },
+      );
     }
     expect((await meterBy(second, "n")).get("")).toBe(15_000);
   });
@@ -148,8 +175,9 @@ describe("tollgate serve as a process", () => {
     const body = Buffer.from(JSON.stringify({ events: batch!.events }));
     expect(body.length).toBeGreaterThan(100_000);
 
-    // The request's headers and half its body are on the wire when SIGTERM arrives. The client keeps
-    // connections alive for a minute, as many do: the drain must not wait for it to hang up.
+    // The server has taken the request (its 100 Continue proves it) and half the body is on the wire
+    // when SIGTERM arrives. The client keeps connections alive for a minute, as many do: the drain must
+    // not wait for it to hang up.
     const agent = new Agent({ keepAlive: true, timeout: 60_000 });
     const { port } = new URL(first.url);
     const req = httpRequest({
@@ -162,22 +190,28 @@ describe("tollgate serve as a process", () => {
         authorization: `Bearer ${ADMIN_KEY}`,
         "content-type": "application/json",
         "content-length": body.length,
+        expect: "100-continue",
       },
     });
-    const answer = new Promise<{ status: number; text: string; connection: string | undefined }>((resolve, reject) => {
-      req.on("response", (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (s: string) => {
-          text += s;
+    const taken = new Promise<void>((resolve) => req.once("continue", resolve));
+    const answer = new Promise<{ status: number; text: string; connection: string | undefined }>(
+      (resolve, reject) => {
+        req.on("response", (res) => {
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (s: string) => {
+            text += s;
+          });
+          res.on("end", () => resolve({ status: res.statusCode!, text, connection: res.headers.connection }));
         });
-        res.on("end", () => resolve({ status: res.statusCode!, text, connection: res.headers.connection }));
-      });
-      req.on("error", reject);
-    });
+        req.on("error", reject);
+      },
+    );
+    req.flushHeaders();
+    await taken;
     const half = Math.floor(body.length / 2);
     await new Promise<void>((resolve) => req.write(body.subarray(0, half), () => resolve()));
-    await sleep(150);
+    await sleep(100);
     first.signal("SIGTERM");
     await sleep(300);
     expect(first.child.exitCode).toBeNull(); // still draining
@@ -202,8 +236,9 @@ describe("tollgate serve as a process", () => {
   it("(c) a first start without TOLLGATE_ADMIN_KEY prints a working admin key once; the next start prints none", async () => {
     const data = tempDir();
     const first = await serve(["--data", data], { env: cleanEnv() });
-    await sleep(100); // the key is printed right after the banner
-    const m = /Admin key for workspace "default".*\n\s*\n\s+(\S+)\s*\n/.exec(first.stdout());
+    const keyLine = /Admin key for workspace "default".*\n\s*\n\s+(\S+)\s*\n/;
+    for (let i = 0; i < 100 && !keyLine.test(first.stdout()); i++) await sleep(20); // printed after the banner
+    const m = keyLine.exec(first.stdout());
     expect(m, first.stdout()).not.toBeNull();
     const key = m![1]!;
     expect((await api(first, "GET", "/v1/api-keys", undefined, key)).status).toBe(200);
@@ -255,9 +290,16 @@ describe("tollgate serve as a process", () => {
       "meters" | "plans" | "customers",
       Record<string, Record<string, unknown>>
     >;
-    const ids = (section: "meters" | "plans" | "customers") => Object.keys(file[section]).map((id) => `${section}/${id}`);
+    const ids = (section: "meters" | "plans" | "customers") =>
+      Object.keys(file[section]).map((id) => `${section}/${id}`);
     const all = [...ids("meters"), ...ids("plans"), ...ids("customers")];
-    expect(ids("meters")).toEqual(["meters/tokens_in", "meters/tokens_out", "meters/tokens", "meters/requests", "meters/steps"]);
+    expect(ids("meters")).toEqual([
+      "meters/tokens_in",
+      "meters/tokens_out",
+      "meters/tokens",
+      "meters/requests",
+      "meters/steps",
+    ]);
 
     const server = await serveWithKey(tempDir());
     const apply = () => cli(["apply", "-f", EXAMPLE_CONFIG, "--url", server.url, "--key", ADMIN_KEY]);
@@ -331,4 +373,6 @@ function expectMatchesFile(defs: Defs, file: Record<string, Record<string, unkno
 const withoutUpdatedAt = (defs: Defs) =>
   Object.fromEntries(Object.entries(defs).map(([k, { updated_at: _, ...rest }]) => [k, rest]));
 const strip = (defs: Defs) =>
-  Object.fromEntries(Object.entries(defs).map(([k, { updated_at: _u, created_at: _c, ...rest }]) => [k, rest]));
+  Object.fromEntries(
+    Object.entries(defs).map(([k, { updated_at: _u, created_at: _c, ...rest }]) => [k, rest]),
+  );

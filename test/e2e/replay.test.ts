@@ -95,17 +95,24 @@ beforeAll(async () => {
     ["tokens_in", "tokens_in"],
     ["tokens_out", "tokens_out"],
   ]) {
-    const res = await t.api("PUT", `/v1/meters/${id}`, { event_type: "llm.completion", aggregation: "sum", value });
+    const res = await t.api("PUT", `/v1/meters/${id}`, {
+      event_type: "llm.completion",
+      aggregation: "sum",
+      value,
+    });
     expect(res.status).toBe(201);
   }
-  expect((await t.api("PUT", "/v1/meters/requests", { event_type: "llm.completion", aggregation: "count" })).status).toBe(
-    201,
-  );
+  expect(
+    (await t.api("PUT", "/v1/meters/requests", { event_type: "llm.completion", aggregation: "count" }))
+      .status,
+  ).toBe(201);
 
   // All batches at once: concurrent requests share group commits.
   const batches: Row[][] = [];
   for (let i = 0; i < rows.length; i += BATCH) batches.push(rows.slice(i, i + BATCH));
-  const answers = await Promise.all(batches.map((b) => t.api("POST", "/v1/events", { events: b.map(toEvent) })));
+  const answers = await Promise.all(
+    batches.map((b) => t.api("POST", "/v1/events", { events: b.map(toEvent) })),
+  );
   for (const [i, res] of answers.entries()) {
     expect(res.status, res.text).toBe(202);
     expect(res.body).toEqual({ accepted: batches[i]!.length, duplicates: 0 });
@@ -123,7 +130,9 @@ async function query(meter: string, params: string): Promise<QueryRow[]> {
 describe("replay of the Azure conv trace", () => {
   it("parses the whole file", () => {
     expect(rows.length).toBe(19_366);
-    expect(new Set(rows.map((r) => r.hour))).toEqual(new Set(["2023-11-16T18:00:00Z", "2023-11-16T19:00:00Z"]));
+    expect(new Set(rows.map((r) => r.hour))).toEqual(
+      new Set(["2023-11-16T18:00:00Z", "2023-11-16T19:00:00Z"]),
+    );
   });
 
   it("totals over the whole file equal the column sums", async () => {
@@ -142,7 +151,9 @@ describe("replay of the Azure conv trace", () => {
       ["tokens_out", (h: (typeof expected)[number]) => h.tokensOut],
     ] as const) {
       const got = await query(meter, "window=hour");
-      expect(got).toEqual(expected.map((h) => ({ window_start: h.start, window_end: h.end, value: pick(h), groups: {} })));
+      expect(got).toEqual(
+        expected.map((h) => ({ window_start: h.start, window_end: h.end, value: pick(h), groups: {} })),
+      );
     }
   });
 
@@ -154,7 +165,9 @@ describe("replay of the Azure conv trace", () => {
       const gotIn = await query("tokens_in", `customer=cust_${c}&window=hour`);
       const gotOut = await query("tokens_out", `customer=cust_${c}&window=hour`);
       expect(gotIn.map((g) => [g.window_start, g.value])).toEqual(expected.map((h) => [h.start, h.tokensIn]));
-      expect(gotOut.map((g) => [g.window_start, g.value])).toEqual(expected.map((h) => [h.start, h.tokensOut]));
+      expect(gotOut.map((g) => [g.window_start, g.value])).toEqual(
+        expected.map((h) => [h.start, h.tokensOut]),
+      );
       totalIn += gotIn.reduce((acc, g) => acc + g.value, 0);
     }
     expect(totalIn).toBe(sum(rows, (r) => r.tokensIn));
@@ -166,7 +179,9 @@ describe("replay of the Azure conv trace", () => {
     const a = rows[5_000]!;
     const b = rows[12_000]!;
     const bound = (r: Row) => `${r.ts.slice(0, 19).replace(" ", "T")}Z`;
-    const inRange = rows.filter((r) => r.ts >= `${a.ts.slice(0, 19)}.0000000` && r.ts < `${b.ts.slice(0, 19)}.0000000`);
+    const inRange = rows.filter(
+      (r) => r.ts >= `${a.ts.slice(0, 19)}.0000000` && r.ts < `${b.ts.slice(0, 19)}.0000000`,
+    );
     expect(inRange.length).toBeGreaterThan(5_000);
     const [got] = await query("tokens_in", `from=${bound(a)}&to=${bound(b)}`);
     expect(got!.value).toBe(sum(inRange, (r) => r.tokensIn));

@@ -13,7 +13,8 @@ beforeAll(async () => {
 });
 afterAll(() => t?.close());
 
-const runScript = (env: Record<string, string>) => run("bash", [SCRIPT], { env: cleanEnv(env), timeoutMs: 15_000 });
+const runScript = (env: Record<string, string>) =>
+  run("bash", [SCRIPT], { env: cleanEnv(env), timeoutMs: 15_000 });
 
 /** The script's output, section by section ("== 2. …" → the lines under it). */
 function sections(stdout: string): Map<string, string> {

@@ -5,7 +5,11 @@ let t: TestServer;
 beforeAll(async () => {
   t = await startTestServer();
   await t.api("PUT", "/v1/meters/requests", { event_type: "llm.completion", aggregation: "count" });
-  await t.api("PUT", "/v1/meters/tokens", { event_type: "llm.completion", aggregation: "sum", value: "tokens" });
+  await t.api("PUT", "/v1/meters/tokens", {
+    event_type: "llm.completion",
+    aggregation: "sum",
+    value: "tokens",
+  });
 });
 afterAll(() => t.close());
 

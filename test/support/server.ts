@@ -87,5 +87,10 @@ export function expectError(res: ApiResponse, status: number, code: string) {
   if (typeof res.body.error.message !== "string" || res.body.error.message.length === 0) {
     throw new Error(`error without a message: ${res.text}`);
   }
-  return res.body.error as { code: string; message: string; status: number; details?: Record<string, unknown> };
+  return res.body.error as {
+    code: string;
+    message: string;
+    status: number;
+    details?: Record<string, unknown>;
+  };
 }

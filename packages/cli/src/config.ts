@@ -52,10 +52,12 @@ function entries(section: Section | undefined, name: string): [string, unknown][
 
 export function loadConfig(path: string): TollgateConfig {
   const doc = parse(readFileSync(path, "utf8")) ?? {};
-  if (typeof doc !== "object" || Array.isArray(doc)) throw new Error(`${path}: expected a mapping at the top`);
+  if (typeof doc !== "object" || Array.isArray(doc))
+    throw new Error(`${path}: expected a mapping at the top`);
   const known = new Set<string>(SECTIONS.map(([s]) => s));
   for (const key of Object.keys(doc)) {
-    if (!known.has(key)) throw new Error(`${path}: unknown section "${key}" (known: ${[...known].join(", ")})`);
+    if (!known.has(key))
+      throw new Error(`${path}: unknown section "${key}" (known: ${[...known].join(", ")})`);
   }
   return doc as TollgateConfig;
 }

@@ -106,7 +106,8 @@ keys
   .action(async (opts) => {
     if (opts.role !== "admin" && opts.role !== "service") throw new Error("--role must be admin or service");
     await withEngine(opts.data, async (engine) => {
-      if (!(await engine.store.getWorkspace(opts.workspace))) throw new Error(`no workspace ${opts.workspace}`);
+      if (!(await engine.store.getWorkspace(opts.workspace)))
+        throw new Error(`no workspace ${opts.workspace}`);
       const { record, key } = await engine.createApiKey(opts.workspace, opts.name, opts.role);
       process.stdout.write(`${key}\n`);
       process.stderr.write(`created ${record.role} key ${record.id} in workspace ${opts.workspace}\n`);

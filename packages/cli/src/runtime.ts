@@ -45,7 +45,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const engine = new Engine({ store, clock: options.clock ?? systemClock, keys: keyMinter, isValidTimeZone });
   const boot = await engine.bootstrap(DEFAULT_WORKSPACE, options.adminKey);
   await engine.start();
-  const app = await createApp({ engine, logger: options.logger ?? false, apiRateLimit: options.apiRateLimit });
+  const app = await createApp({
+    engine,
+    logger: options.logger ?? false,
+    apiRateLimit: options.apiRateLimit,
+  });
   // Expire reservations whose clients vanished, and drop idle rate-limit state, without any request.
   const sweeper = setInterval(() => engine.limiter.sweep(engine.clock.now()), 1000);
   sweeper.unref();

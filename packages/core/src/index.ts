@@ -1,13 +1,13 @@
+export * from "./canonical.js";
 export * from "./clock.js";
+export * from "./engine/index.js";
 export * from "./errors.js";
 export * from "./limits.js";
 export * from "./meter/meter.js";
 export * from "./period/calendar.js";
 export type * from "./ports/index.js";
-export type * from "./types.js";
-export * from "./canonical.js";
-export * from "./engine/index.js";
-export * from "./time.js";
 export * from "./quota/decide.js";
 export * from "./quota/definitions.js";
 export * from "./ratelimit/index.js";
+export * from "./time.js";
+export type * from "./types.js";

@@ -3,9 +3,9 @@ import { describe, expect, it } from "vitest";
 import {
   evaluate,
   peek,
-  RETRY_NEVER,
   type RateLimitConfig,
   type RateLimitDecision,
+  RETRY_NEVER,
   rateLimitConfigProblems,
 } from "../src/ratelimit/index.js";
 
@@ -28,7 +28,10 @@ const large = (algorithm: BucketAlgorithm): fc.Arbitrary<RateLimitConfig> =>
       return fc.record({
         algorithm: fc.constant(algorithm),
         windowMs: fc.constant(windowMs),
-        limit: fc.oneof(fc.integer({ min: 1, max: Math.max(1, room - 1) }), fc.constant(Math.max(1, room >> 1))),
+        limit: fc.oneof(
+          fc.integer({ min: 1, max: Math.max(1, room - 1) }),
+          fc.constant(Math.max(1, room >> 1)),
+        ),
         burst: fc.option(fc.integer({ min: 1, max: Math.max(1, room - 1) }), { nil: undefined }),
       });
     })
@@ -90,7 +93,7 @@ class TokenBucketModel {
   private last: bigint | undefined;
   private readonly full: bigint;
   constructor(
-    private readonly capacity: bigint,
+    capacity: bigint,
     private readonly limit: bigint,
     private readonly windowMs: bigint,
   ) {
@@ -100,7 +103,8 @@ class TokenBucketModel {
   private refill(now: bigint) {
     if (this.last !== undefined) {
       const t = this.tokens + (now - this.last) * this.limit;
-      this.tokens = t < this.full ? t : this.full;
+      this.tokens = this.full;
+      if (t < this.full) this.tokens = t;
     }
     this.last = now;
   }
@@ -158,7 +162,7 @@ class GcraModel {
   resetAt(now: number): number {
     if (this.tat === undefined) return now;
     const ms = Number((this.tat + this.limit - 1n) / this.limit);
-    return ms > now ? ms : now;
+    return Math.max(ms, now);
   }
 }
 
@@ -236,7 +240,8 @@ describe("ratelimit: token_bucket", () => {
           const now = t0 + k;
           expect(peek(config, emptied.state, now).remaining).toBe(n);
           expect(evaluate(config, emptied.state, { cost: n }, now).decision.allowed).toBe(true);
-          if (n < cap) expect(evaluate(config, emptied.state, { cost: n + 1 }, now).decision.allowed).toBe(false);
+          if (n < cap)
+            expect(evaluate(config, emptied.state, { cost: n + 1 }, now).decision.allowed).toBe(false);
           if (n <= 200) {
             // One token at a time, as unit requests.
             let state = emptied.state;
@@ -349,8 +354,14 @@ describe("ratelimit: gcra", () => {
     const three: RateLimitConfig = { algorithm: "gcra", limit: 3, windowMs: 1000, burst: 3 };
     const full = evaluate(three, undefined, { cost: 3 }, 0);
     expect(full.decision).toMatchObject({ allowed: true, remaining: 0, resetAt: 1000 });
-    expect(evaluate(three, full.state, { cost: 1 }, 333).decision).toMatchObject({ allowed: false, retryAfterMs: 1 });
-    expect(evaluate(three, full.state, { cost: 1 }, 334).decision).toMatchObject({ allowed: true, remaining: 0 });
+    expect(evaluate(three, full.state, { cost: 1 }, 333).decision).toMatchObject({
+      allowed: false,
+      retryAfterMs: 1,
+    });
+    expect(evaluate(three, full.state, { cost: 1 }, 334).decision).toMatchObject({
+      allowed: true,
+      remaining: 0,
+    });
     expect(evaluate(three, full.state, { cost: 3 }, 999).decision.allowed).toBe(false);
     expect(evaluate(three, full.state, { cost: 3 }, 1000).decision.allowed).toBe(true);
   });

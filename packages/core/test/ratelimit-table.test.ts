@@ -87,7 +87,11 @@ describe("RateLimitTable", () => {
 
   it("behaves like a Map under any sequence of set, delete and clear", () => {
     const op = fc.oneof(
-      fc.record({ kind: fc.constant("set" as const), key: fc.integer({ min: 0, max: 20 }), value: fc.nat(1e6) }),
+      fc.record({
+        kind: fc.constant("set" as const),
+        key: fc.integer({ min: 0, max: 20 }),
+        value: fc.nat(1e6),
+      }),
       fc.record({ kind: fc.constant("delete" as const), key: fc.integer({ min: 0, max: 20 }) }),
       fc.record({ kind: fc.constant("clear" as const) }),
     );

@@ -4,11 +4,11 @@ import {
   evaluate,
   expiresAt,
   peek,
-  RETRY_NEVER,
   type RateLimitAlgorithm,
   type RateLimitConfig,
   type RateLimitDecision,
   type RateLimitState,
+  RETRY_NEVER,
   rateLimitBounds,
   rateLimitConfigProblems,
   STATE_SIZE_MAX,
@@ -163,13 +163,19 @@ describe("ratelimit: common contract", () => {
   it("a cost above the limit or capacity is denied with RETRY_NEVER and changes nothing", () => {
     fc.assert(
       fc.property(
-        smallConfig().chain((c) => fc.tuple(fc.constant(c), start, steps(c), fc.integer({ min: 1, max: 1e6 }))),
+        smallConfig().chain((c) =>
+          fc.tuple(fc.constant(c), start, steps(c), fc.integer({ min: 1, max: 1e6 })),
+        ),
         ([config, t0, seq, extra]) => {
           const { state, now } = simulate(config, t0, seq);
           const r = evaluate(config, state, { cost: capacityOf(config) + extra }, now);
           expect(r.decision.allowed).toBe(false);
           expect(r.decision.retryAfterMs).toBe(RETRY_NEVER);
-          expect(r.decision).toEqual({ ...peek(config, state, now), allowed: false, retryAfterMs: RETRY_NEVER });
+          expect(r.decision).toEqual({
+            ...peek(config, state, now),
+            allowed: false,
+            retryAfterMs: RETRY_NEVER,
+          });
         },
       ),
     );
@@ -384,7 +390,9 @@ describe("ratelimit: sliding_window", () => {
   it("never admits more than limit in any sliding window of windowMs", () => {
     fc.assert(
       fc.property(
-        smallConfig("sliding_window").chain((c) => fc.tuple(fc.constant(c), start, steps(c, { maxLength: 120 }))),
+        smallConfig("sliding_window").chain((c) =>
+          fc.tuple(fc.constant(c), start, steps(c, { maxLength: 120 })),
+        ),
         ([config, t0, seq]) => {
           const ok = admitted(simulate(config, t0, seq).applied);
           // The heaviest window ends at an admission: check the window ending at each.
@@ -412,7 +420,9 @@ describe("ratelimit: sliding_window", () => {
   it("is precise to one sub-bucket: a denial means the last windowMs + width − 1 ms hold more than limit − cost", () => {
     fc.assert(
       fc.property(
-        smallConfig("sliding_window").chain((c) => fc.tuple(fc.constant(c), start, steps(c, { maxLength: 120 }))),
+        smallConfig("sliding_window").chain((c) =>
+          fc.tuple(fc.constant(c), start, steps(c, { maxLength: 120 })),
+        ),
         ([config, t0, seq]) => {
           const width = slidingWindowBucketMs(config.windowMs);
           const applied = simulate(config, t0, seq).applied;
@@ -492,7 +502,9 @@ describe("ratelimit: clocks and foreign states", () => {
           const atWrite = evaluate(config, state, { cost }, now).decision;
           const earlier = evaluate(config, state, { cost }, now - behind).decision;
           if (earlier.allowed) expect(atWrite.allowed).toBe(true);
-          expect(peek(config, state, now - behind).remaining).toBeLessThanOrEqual(peek(config, state, now).remaining);
+          expect(peek(config, state, now - behind).remaining).toBeLessThanOrEqual(
+            peek(config, state, now).remaining,
+          );
         },
       ),
     );
@@ -520,9 +532,9 @@ describe("ratelimit: clocks and foreign states", () => {
           const d = evaluate(config, state, { cost }, now).decision;
           expect(Number.isSafeInteger(d.remaining) && d.remaining >= 0 && d.remaining <= d.limit).toBe(true);
           expect(Number.isSafeInteger(d.resetAt)).toBe(true);
-          expect(d.retryAfterMs === RETRY_NEVER || (Number.isSafeInteger(d.retryAfterMs) && d.retryAfterMs >= 0)).toBe(
-            true,
-          );
+          expect(
+            d.retryAfterMs === RETRY_NEVER || (Number.isSafeInteger(d.retryAfterMs) && d.retryAfterMs >= 0),
+          ).toBe(true);
         },
       ),
     );
@@ -541,10 +553,14 @@ describe("ratelimit: config bounds", () => {
   it("accepts sensible configs and reports every problem with its field", () => {
     expect(rateLimitConfigProblems({ algorithm: "sliding_window", limit: 60, windowMs: 60_000 })).toEqual([]);
     expect(
-      rateLimitConfigProblems({ algorithm: "gcra", limit: 0, windowMs: 86_400_001, burst: 1.5 }).map((p) => p.path),
+      rateLimitConfigProblems({ algorithm: "gcra", limit: 0, windowMs: 86_400_001, burst: 1.5 }).map(
+        (p) => p.path,
+      ),
     ).toEqual(["limit", "windowMs", "burst"]);
     expect(
-      rateLimitConfigProblems({ algorithm: "nope" as RateLimitAlgorithm, limit: 1, windowMs: 1 }).map((p) => p.path),
+      rateLimitConfigProblems({ algorithm: "nope" as RateLimitAlgorithm, limit: 1, windowMs: 1 }).map(
+        (p) => p.path,
+      ),
     ).toEqual(["algorithm"]);
   });
 
@@ -556,12 +572,14 @@ describe("ratelimit: config bounds", () => {
       rateLimitConfigProblems({ algorithm: "token_bucket", limit: ok + 1, windowMs: day }).map((p) => p.path),
     ).toEqual(["limit"]);
     expect(
-      rateLimitConfigProblems({ algorithm: "gcra", limit: 1, windowMs: day, burst: 2 ** 48 }).map((p) => p.path),
+      rateLimitConfigProblems({ algorithm: "gcra", limit: 1, windowMs: day, burst: 2 ** 48 }).map(
+        (p) => p.path,
+      ),
     ).toEqual(["burst"]);
     expect(rateLimitConfigProblems({ algorithm: "fixed_window", limit: 2 ** 48, windowMs: day })).toEqual([]);
-    expect(rateLimitConfigProblems({ algorithm: "sliding_window", limit: 2 ** 48 + 1, windowMs: day })).toHaveLength(
-      1,
-    );
+    expect(
+      rateLimitConfigProblems({ algorithm: "sliding_window", limit: 2 ** 48 + 1, windowMs: day }),
+    ).toHaveLength(1);
   });
 
   it("window counters stay exact at the largest limit", () => {
@@ -569,8 +587,12 @@ describe("ratelimit: config bounds", () => {
       const config: RateLimitConfig = { algorithm, limit: rateLimitBounds.limitMax, windowMs: 86_400_000 };
       let state: number[] | undefined;
       for (let i = 0; i < 9; i++) {
-        state = evaluate(config, state, { cost: Number.MAX_SAFE_INTEGER, force: true }, 1e12 + i * 9_600_000)
-          .state;
+        state = evaluate(
+          config,
+          state,
+          { cost: Number.MAX_SAFE_INTEGER, force: true },
+          1e12 + i * 9_600_000,
+        ).state;
       }
       const d = peek(config, state, 1e12 + 8 * 9_600_000);
       expect(d).toMatchObject({ allowed: false, remaining: 0 });

@@ -7,10 +7,10 @@ import { createMetrics, type Metrics } from "./metrics.js";
 import { ApiProtection, type ApiRateLimitOptions, DEFAULT_API_RATE_LIMIT } from "./protect.js";
 import { apiKeyRoutes } from "./routes/api-keys.js";
 import { checkRoutes } from "./routes/check.js";
-import { limitRoutes } from "./routes/limits.js";
 import type { RouteDeps } from "./routes/common.js";
 import { customerRoutes } from "./routes/customers.js";
 import { eventRoutes } from "./routes/events.js";
+import { limitRoutes } from "./routes/limits.js";
 import { meterRoutes } from "./routes/meters.js";
 import { planRoutes } from "./routes/plans.js";
 
@@ -98,7 +98,8 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     eventRoutes,
     limitRoutes,
     checkRoutes,
-  ]) routes(app, deps);
+  ])
+    routes(app, deps);
   await app.ready();
   return app;
 }

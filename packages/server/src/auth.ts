@@ -1,8 +1,8 @@
+import { randomBytes } from "node:crypto";
 import { type ApiKeyRecord, type Engine, type Role, TollgateError } from "@tollgate/core";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { ApiProtection } from "./protect.js";
-import { randomBytes } from "node:crypto";
 import { digestsEqual, keyMinter } from "./crypto.js";
+import type { ApiProtection } from "./protect.js";
 
 export interface Principal {
   workspaceId: string;
@@ -76,7 +76,11 @@ export class Authenticator {
   }
 }
 
-export function installAuth(app: FastifyInstance, auth: Authenticator, protection: ApiProtection | null): void {
+export function installAuth(
+  app: FastifyInstance,
+  auth: Authenticator,
+  protection: ApiProtection | null,
+): void {
   app.decorateRequest("principal", null as unknown as Principal);
   app.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
     const needed = request.routeOptions.config.role ?? "admin";

@@ -74,6 +74,8 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {
     reply
       .code(404)
-      .send(new TollgateError("NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0]}`).toBody());
+      .send(
+        new TollgateError("NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0]}`).toBody(),
+      );
   });
 }

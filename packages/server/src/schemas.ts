@@ -1,5 +1,5 @@
-import { bounds } from "@tollgate/core";
 import { type TSchema, Type } from "@sinclair/typebox";
+import { bounds } from "@tollgate/core";
 
 /** Request schemas: one source for validation, types and /openapi.json. */
 
@@ -15,7 +15,11 @@ export const Instant = Type.String({ format: "date-time", maxLength: 40 });
 const fieldMap = <T extends TSchema>(value: T, maxProperties: number) =>
   Type.Record(FieldName, value, {
     maxProperties,
-    propertyNames: { minLength: 1, maxLength: bounds.fieldNameLengthMax, pattern: "^[A-Za-z_][A-Za-z0-9_.:-]*$" },
+    propertyNames: {
+      minLength: 1,
+      maxLength: bounds.fieldNameLengthMax,
+      pattern: "^[A-Za-z_][A-Za-z0-9_.:-]*$",
+    },
   });
 
 export const Dimensions = fieldMap(
@@ -92,7 +96,6 @@ export const MeterQuery = Type.Object(
   },
   { additionalProperties: false },
 );
-
 
 export const ApiKeyBody = Type.Object(
   {
@@ -174,10 +177,16 @@ const concurrencyFields = {
 
 export const QuotaBody = Type.Object({ ...Owner, ...quotaFields }, { additionalProperties: false });
 export const RateLimitBody = Type.Object({ ...Owner, ...rateFields }, { additionalProperties: false });
-export const ConcurrencyLimitBody = Type.Object({ ...Owner, ...concurrencyFields }, { additionalProperties: false });
+export const ConcurrencyLimitBody = Type.Object(
+  { ...Owner, ...concurrencyFields },
+  { additionalProperties: false },
+);
 export const PlanQuota = Type.Object({ id: Id, ...quotaFields }, { additionalProperties: false });
 export const PlanRateLimit = Type.Object({ id: Id, ...rateFields }, { additionalProperties: false });
-export const PlanConcurrencyLimit = Type.Object({ id: Id, ...concurrencyFields }, { additionalProperties: false });
+export const PlanConcurrencyLimit = Type.Object(
+  { id: Id, ...concurrencyFields },
+  { additionalProperties: false },
+);
 export const OwnerQuery = Type.Object(
   { plan: Type.Optional(Id), customer: Type.Optional(Id) },
   { additionalProperties: false },

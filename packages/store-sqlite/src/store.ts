@@ -97,7 +97,9 @@ export class SqliteStore implements Store {
       ),
       keyDelete: db.prepare("DELETE FROM api_keys WHERE workspace_id = ? AND id = ? AND customer_id IS ?"),
       keyTouch: db.prepare("UPDATE api_keys SET last_used_at = ? WHERE id = ?"),
-      recGet: db.prepare("SELECT id, body, created_at, updated_at FROM records WHERE ws = ? AND kind = ? AND id = ?"),
+      recGet: db.prepare(
+        "SELECT id, body, created_at, updated_at FROM records WHERE ws = ? AND kind = ? AND id = ?",
+      ),
       recUpsert: db.prepare(
         `INSERT INTO records (ws, kind, id, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (ws, kind, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at`,
@@ -186,7 +188,11 @@ export class SqliteStore implements Store {
     })();
   }
 
-  async getRecord<T>(workspaceId: string, kind: RecordKind, id: string): Promise<StoredRecord<T> | undefined> {
+  async getRecord<T>(
+    workspaceId: string,
+    kind: RecordKind,
+    id: string,
+  ): Promise<StoredRecord<T> | undefined> {
     const ws = this.wsSeq.get(workspaceId);
     if (ws === undefined) return undefined;
     const row = this.stmt.recGet.get(ws, kind, id) as RecRow | undefined;
@@ -200,7 +206,9 @@ export class SqliteStore implements Store {
   ): Promise<StoredRecord<T>[]> {
     const ws = this.wsSeq.get(workspaceId);
     if (ws === undefined) return [];
-    return (this.stmt.recList.all(ws, kind, page.after ?? "", page.limit) as RecRow[]).map((r) => toRecord<T>(r));
+    return (this.stmt.recList.all(ws, kind, page.after ?? "", page.limit) as RecRow[]).map((r) =>
+      toRecord<T>(r),
+    );
   }
 
   async deleteRecord(workspaceId: string, kind: RecordKind, id: string): Promise<boolean> {

@@ -40,7 +40,8 @@ export class CompiledBook {
     const hit = this.effectiveCache.get(cacheKey);
     if (hit) return hit;
     const merged = new Map<string, AnyLimit>();
-    for (const l of (planId && this.limits.plans.get(planId)?.values()) || []) merged.set(`${l.kind}:${l.id}`, l);
+    for (const l of (planId && this.limits.plans.get(planId)?.values()) || [])
+      merged.set(`${l.kind}:${l.id}`, l);
     for (const l of this.limits.customers.get(customerId)?.values() ?? []) merged.set(`${l.kind}:${l.id}`, l);
     const all = [...this.limits.workspace.values(), ...merged.values()];
     const set: LimitSet = {

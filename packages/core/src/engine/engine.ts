@@ -2,15 +2,10 @@ import { canonicalJson } from "../canonical.js";
 import type { Clock } from "../clock.js";
 import { invalid, notFound, TollgateError } from "../errors.js";
 import { bounds } from "../limits.js";
-import { createAccumulator, meterMatches, type Accumulator } from "../meter/meter.js";
+import { type Accumulator, createAccumulator, meterMatches } from "../meter/meter.js";
 import { type CalendarUnit, nextWindowStartUtc, windowStartUtc } from "../period/calendar.js";
-import type { EventToStore, Store, StoredRecord } from "../ports/store.js";
-import { parseInstant } from "../time.js";
-import type { ApiKeyRecord, Customer, MeterDef, Page, Role, UsageEvent } from "../types.js";
-import type { CustomerInput, EventInput, MeterInput, MeterQueryInput, PlanInput } from "./inputs.js";
-import type { KeyMinter } from "./ports.js";
-import { LimitBook } from "./book.js";
-import { type CheckEvent, type CheckResult, type CustomerContext, Limiter } from "./limiter.js";
+import type { EventToStore, ReservationRecord, Store, StoredRecord } from "../ports/store.js";
+import { limitState, percentUsed } from "../quota/decide.js";
 import {
   type AnyLimit,
   type ConcurrencyLimitInput,
@@ -22,9 +17,13 @@ import {
   toQuota,
   toRateLimit,
 } from "../quota/definitions.js";
-import { limitState, percentUsed } from "../quota/decide.js";
-import type { ReservationRecord } from "../ports/store.js";
 import { rateLimitConfigProblems } from "../ratelimit/index.js";
+import { parseInstant } from "../time.js";
+import type { ApiKeyRecord, Customer, MeterDef, Page, Role, UsageEvent } from "../types.js";
+import { LimitBook } from "./book.js";
+import type { CustomerInput, EventInput, MeterInput, MeterQueryInput, PlanInput } from "./inputs.js";
+import { type CheckEvent, type CheckResult, type CustomerContext, Limiter } from "./limiter.js";
+import type { KeyMinter } from "./ports.js";
 
 export interface EngineDeps {
   store: Store;
@@ -179,7 +178,13 @@ export class Engine {
         throw invalid(`metadata is larger than ${bounds.metadataBytesMax} bytes`, { field: "metadata" });
       }
     }
-    const { record, created } = await this.store.putRecord(workspaceId, "customer", id, body, this.clock.now());
+    const { record, created } = await this.store.putRecord(
+      workspaceId,
+      "customer",
+      id,
+      body,
+      this.clock.now(),
+    );
     this.customerCache.delete(`${workspaceId}\u0000${id}`);
     return { customer: toEntity<Customer, CustomerBody>(record), created };
   }
@@ -208,7 +213,8 @@ export class Engine {
       const seen = new Set<string>();
       for (const [i, raw] of (list ?? []).entries()) {
         const l = raw as unknown as { id: string } & QuotaInput & RateLimitInput & ConcurrencyLimitInput;
-        if (seen.has(l.id)) throw invalid(`${field}[${i}].id ${l.id} is listed twice`, { field: `${field}[${i}].id` });
+        if (seen.has(l.id))
+          throw invalid(`${field}[${i}].id ${l.id} is listed twice`, { field: `${field}[${i}].id` });
         seen.add(l.id);
         try {
           await this.compileLimit(workspaceId, kind, l.id, scope, l);
@@ -325,7 +331,10 @@ export class Engine {
   // ---- events ---------------------------------------------------------------------------------
 
   /** Records a batch all-or-nothing and idempotently; resolves once it is durable. */
-  async recordEvents(workspaceId: string, inputs: EventInput[]): Promise<{ accepted: number; duplicates: number }> {
+  async recordEvents(
+    workspaceId: string,
+    inputs: EventInput[],
+  ): Promise<{ accepted: number; duplicates: number }> {
     const now = this.clock.now();
     const batch: EventToStore[] = new Array(inputs.length);
     for (let i = 0; i < inputs.length; i++) batch[i] = this.normalizeEvent(inputs[i]!, i, now);
@@ -392,7 +401,13 @@ export class Engine {
       throw invalid(`plan ${scope.plan} does not exist`, { field: "plan" });
     }
     const limit = await this.compileLimit(workspaceId, kind, id, scope, input);
-    const { created } = await this.store.putRecord(workspaceId, kind, limitRecordId(scope, id), limit, this.clock.now());
+    const { created } = await this.store.putRecord(
+      workspaceId,
+      kind,
+      limitRecordId(scope, id),
+      limit,
+      this.clock.now(),
+    );
     this.book.invalidate(workspaceId);
     return { limit, created };
   }
@@ -440,7 +455,10 @@ export class Engine {
     return r.body;
   }
 
-  async listLimits(workspaceId: string, kind: "limit" | "rate_limit" | "concurrency_limit"): Promise<AnyLimit[]> {
+  async listLimits(
+    workspaceId: string,
+    kind: "limit" | "rate_limit" | "concurrency_limit",
+  ): Promise<AnyLimit[]> {
     const out: AnyLimit[] = [];
     let after: string | undefined;
     for (;;) {
@@ -499,7 +517,9 @@ export class Engine {
       }
     }
     const customer = await this.customerContext(workspaceId, event.customer);
-    const reserve = input.reserve ? { ttlMs: (input.reserve.ttl_seconds ?? DEFAULT_RESERVATION_TTL_S) * 1000 } : null;
+    const reserve = input.reserve
+      ? { ttlMs: (input.reserve.ttl_seconds ?? DEFAULT_RESERVATION_TTL_S) * 1000 }
+      : null;
     return this.limiter.check(workspaceId, customer, event, reserve);
   }
 

@@ -5,7 +5,13 @@ import { meterMatches, meterValue } from "../meter/meter.js";
 import { periodWindow } from "../period/index.js";
 import type { ReservationRecord, Store } from "../ports/store.js";
 import { decideQuota } from "../quota/decide.js";
-import type { ConcurrencyLimit, Enforcement, QuotaLimit, RateLimit, RateScope } from "../quota/definitions.js";
+import type {
+  ConcurrencyLimit,
+  Enforcement,
+  QuotaLimit,
+  RateLimit,
+  RateScope,
+} from "../quota/definitions.js";
 import {
   evaluate as evaluateRate,
   type RateLimitConfig,
@@ -138,12 +144,25 @@ export class Limiter {
       if (!meter || !this.quotaApplies(limit, meter, event)) continue;
       const familyKey = this.familyKey(workspaceId, limit, customer, now);
       const group = groupOf(limit, event.dimensions);
-      quotas.push({ limit, meter, familyKey, group, groupKey: canonicalJson(group), cost: meterValue(meter, event as UsageEvent) });
+      quotas.push({
+        limit,
+        meter,
+        familyKey,
+        group,
+        groupKey: canonicalJson(group),
+        cost: meterValue(meter, event as UsageEvent),
+      });
     }
-    await Promise.all(quotas.map((q) => this.loadFamily(workspaceId, q.limit, q.meter, q.familyKey, customer, now)));
+    await Promise.all(
+      quotas.map((q) => this.loadFamily(workspaceId, q.limit, q.meter, q.familyKey, customer, now)),
+    );
     const rates = set.rates
       .filter((r) => r.eventType === null || r.eventType === event.type)
-      .map((r) => ({ limit: r, key: subjectKey(workspaceId, "rate", r, customer.id, event), cost: r.value ? (event.values[r.value] ?? 0) : 1 }))
+      .map((r) => ({
+        limit: r,
+        key: subjectKey(workspaceId, "rate", r, customer.id, event),
+        cost: r.value ? (event.values[r.value] ?? 0) : 1,
+      }))
       .filter((r): r is { limit: RateLimit; key: string; cost: number } => r.key !== null);
     const slots = set.concurrency
       .filter((c) => c.eventType === null || c.eventType === event.type)
@@ -231,7 +250,9 @@ export class Limiter {
       state: "active",
       customer: customer.id,
       event: { type: event.type, values: event.values, dimensions: event.dimensions },
-      holds: quotas.filter((q) => q.cost > 0).map((q) => ({ key: holdKey(q.familyKey, q.groupKey), amount: q.cost })),
+      holds: quotas
+        .filter((q) => q.cost > 0)
+        .map((q) => ({ key: holdKey(q.familyKey, q.groupKey), amount: q.cost })),
       leases: slots.map((s) => s.key),
       rateCharges: rates
         .filter((r) => r.limit.value !== null)
@@ -262,7 +283,8 @@ export class Limiter {
     const work = (async () => {
       const r = await this.reservation(workspaceId, id);
       if (r.state === "committed") return r.result as T;
-      if (r.state === "released") throw new TollgateError("CONFLICT", `reservation ${id} was released`, { id });
+      if (r.state === "released")
+        throw new TollgateError("CONFLICT", `reservation ${id} was released`, { id });
       const result = await record(r);
       const finished: ReservationRecord = { ...r, state: "committed", result };
       this.deactivate(r);
@@ -291,7 +313,8 @@ export class Limiter {
 
   async release(workspaceId: string, id: string): Promise<ReservationRecord> {
     const r = await this.reservation(workspaceId, id);
-    if (r.state === "committed") throw new TollgateError("CONFLICT", `reservation ${id} was committed`, { id });
+    if (r.state === "committed")
+      throw new TollgateError("CONFLICT", `reservation ${id} was committed`, { id });
     if (r.state !== "active") return r;
     const released: ReservationRecord = { ...r, state: "released" };
     this.deactivate(r);
@@ -325,7 +348,8 @@ export class Limiter {
   ): Promise<(inserted: number[]) => void> {
     const book = await this.book.get(workspaceId);
     const contexts = new Map<string, CustomerContext>();
-    for (const e of events) if (!contexts.has(e.customer)) contexts.set(e.customer, await customers(e.customer));
+    for (const e of events)
+      if (!contexts.has(e.customer)) contexts.set(e.customer, await customers(e.customer));
     return (inserted) => {
       for (const i of inserted) {
         const e = events[i]!;
@@ -349,7 +373,9 @@ export class Limiter {
     customer: CustomerContext,
     limit: QuotaLimit,
     meter: MeterDef,
-  ): Promise<{ group: Record<string, string | null>; used: number; reserved: number; resetAt: number | null }[]> {
+  ): Promise<
+    { group: Record<string, string | null>; used: number; reserved: number; resetAt: number | null }[]
+  > {
     const now = this.clock.now();
     this.expireDue(now);
     const familyKey = this.familyKey(workspaceId, limit, customer, now);
@@ -458,7 +484,11 @@ export class Limiter {
     return best === null ? null : Math.max(0, best - now);
   }
 
-  private quotaApplies(limit: QuotaLimit, meter: MeterDef, event: Pick<UsageEvent, "type" | "dimensions">): boolean {
+  private quotaApplies(
+    limit: QuotaLimit,
+    meter: MeterDef,
+    event: Pick<UsageEvent, "type" | "dimensions">,
+  ): boolean {
     if (!meterMatches(meter, event as UsageEvent)) return false;
     for (const k in limit.filter) if (event.dimensions[k] !== limit.filter[k]) return false;
     return true;
@@ -519,10 +549,14 @@ export class Limiter {
     }
     const subject = limit.scope.kind === "workspace" ? undefined : customer.id;
     const scanned: Family = family;
-    await this.store.scanEvents(workspaceId, { types: [meter.eventType], customer: subject, from, to }, (e) => {
-      if (!this.quotaApplies(limit, meter, e)) return;
-      addUsage(scanned, canonicalJson(groupOf(limit, e.dimensions)), e.timestamp, meterValue(meter, e));
-    });
+    await this.store.scanEvents(
+      workspaceId,
+      { types: [meter.eventType], customer: subject, from, to },
+      (e) => {
+        if (!this.quotaApplies(limit, meter, e)) return;
+        addUsage(scanned, canonicalJson(groupOf(limit, e.dimensions)), e.timestamp, meterValue(meter, e));
+      },
+    );
     // A concurrent load of the same family was single-flighted; the scan and this set run in one
     // synchronous stretch for the embedded store, so no commit can slip between them.
     this.families.set(familyKey, family);
@@ -534,7 +568,6 @@ export class Limiter {
     }
     if (this.families.size > FAMILIES_MAX) this.families.clear();
   }
-
 }
 
 function rateConfig(limit: RateLimit): RateLimitConfig {
@@ -599,7 +632,9 @@ function quotaRetryAfter(family: Family, q: QuotaItem, held: number, now: number
   if (q.limit.enforcement !== "hard") return null;
   if (family.kind === "calendar") return family.end === null ? null : family.end - now;
   // Rolling: the earliest instant at which enough old buckets have aged out for this request to fit.
-  const buckets = [...(family.groups.get(q.groupKey) ?? new Map<number, number>()).entries()].sort((a, b) => a[0] - b[0]);
+  const buckets = [...(family.groups.get(q.groupKey) ?? new Map<number, number>()).entries()].sort(
+    (a, b) => a[0] - b[0],
+  );
   let used = buckets.reduce((s, [, v]) => s + v, 0);
   for (const [start, amount] of buckets) {
     used -= amount;
@@ -608,4 +643,3 @@ function quotaRetryAfter(family: Family, q: QuotaItem, held: number, now: number
   }
   return null;
 }
-

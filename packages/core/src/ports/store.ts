@@ -38,7 +38,12 @@ export interface EventToStore {
 }
 
 export type AppendResult =
-  | { ok: true; accepted: number; duplicates: number; /** Indexes of the events newly stored. */ inserted: number[] }
+  | {
+      ok: true;
+      accepted: number;
+      duplicates: number /** Indexes of the events newly stored. */;
+      inserted: number[];
+    }
   | { ok: false; conflictIndex: number; id: string };
 
 export interface EventScan {

@@ -1,7 +1,10 @@
 import { invalid } from "../errors.js";
 
 /** Where a limit is defined: the whole workspace, every customer of a plan, or one customer. */
-export type LimitScope = { kind: "workspace" } | { kind: "plan"; plan: string } | { kind: "customer"; customer: string };
+export type LimitScope =
+  | { kind: "workspace" }
+  | { kind: "plan"; plan: string }
+  | { kind: "customer"; customer: string };
 
 export type Enforcement = "hard" | "soft" | "shadow";
 export type FailMode = "open" | "closed";
@@ -59,7 +62,11 @@ export const DEFAULT_LEASE_TTL_SECONDS = 300;
 
 /** The record id a limit is stored under: one id may exist once per scope. */
 export function scopeTag(scope: LimitScope): string {
-  return scope.kind === "workspace" ? "ws" : scope.kind === "plan" ? `plan:${scope.plan}` : `customer:${scope.customer}`;
+  return scope.kind === "workspace"
+    ? "ws"
+    : scope.kind === "plan"
+      ? `plan:${scope.plan}`
+      : `customer:${scope.customer}`;
 }
 export const limitRecordId = (scope: LimitScope, id: string) => `${scopeTag(scope)}/${id}`;
 
@@ -134,7 +141,12 @@ export function toQuota(id: string, scope: LimitScope, input: QuotaInput, versio
   };
 }
 
-export function toRateLimit(id: string, scope: LimitScope, input: RateLimitInput, version: number): RateLimit {
+export function toRateLimit(
+  id: string,
+  scope: LimitScope,
+  input: RateLimitInput,
+  version: number,
+): RateLimit {
   if (input.burst != null && input.burst < 1) throw invalid("burst must be at least 1", { field: "burst" });
   return {
     kind: "rate",
@@ -176,7 +188,11 @@ export function toConcurrencyLimit(
 /** Back to the API's JSON. */
 export function presentLimit(l: AnyLimit): Record<string, unknown> {
   const scope =
-    l.scope.kind === "plan" ? { plan: l.scope.plan } : l.scope.kind === "customer" ? { customer: l.scope.customer } : {};
+    l.scope.kind === "plan"
+      ? { plan: l.scope.plan }
+      : l.scope.kind === "customer"
+        ? { customer: l.scope.customer }
+        : {};
   const common = { id: l.id, ...scope, enforcement: l.enforcement, fail_mode: l.failMode };
   switch (l.kind) {
     case "quota":

@@ -27,8 +27,16 @@ const algorithms: Record<RateLimitAlgorithm, AlgorithmEntry> = {
     stateSize: SLIDING_WINDOW_STATE_SIZE,
     expiresAt: slidingWindowExpiresAt,
   },
-  token_bucket: { evaluate: tokenBucket, stateSize: TOKEN_BUCKET_STATE_SIZE, expiresAt: tokenBucketExpiresAt },
-  fixed_window: { evaluate: fixedWindow, stateSize: FIXED_WINDOW_STATE_SIZE, expiresAt: fixedWindowExpiresAt },
+  token_bucket: {
+    evaluate: tokenBucket,
+    stateSize: TOKEN_BUCKET_STATE_SIZE,
+    expiresAt: tokenBucketExpiresAt,
+  },
+  fixed_window: {
+    evaluate: fixedWindow,
+    stateSize: FIXED_WINDOW_STATE_SIZE,
+    expiresAt: fixedWindowExpiresAt,
+  },
   gcra: { evaluate: gcra, stateSize: GCRA_STATE_SIZE, expiresAt: gcraExpiresAt },
   burst: { evaluate: burst, stateSize: BURST_STATE_SIZE, expiresAt: burstExpiresAt },
 };
@@ -57,7 +65,11 @@ export function evaluate(
  * The decision a cost-0 request would get — for headers and dashboards: allowed unless the key is over
  * its limit (after forced costs). Changes nothing, like any evaluation whose state is not stored.
  */
-export function peek(config: RateLimitConfig, state: RateLimitState | undefined, now: number): RateLimitDecision {
+export function peek(
+  config: RateLimitConfig,
+  state: RateLimitState | undefined,
+  now: number,
+): RateLimitDecision {
   return evaluate(config, state, { cost: 0 }, now).decision;
 }
 

@@ -1,10 +1,10 @@
 import { assertInput, assertStateLength, ceilDiv, clamp, floorDiv, integerOr } from "./math.js";
 import {
-  RETRY_NEVER,
   type RateLimitConfig,
   type RateLimitFunction,
   type RateLimitResult,
   type RateLimitState,
+  RETRY_NEVER,
 } from "./types.js";
 
 /**

@@ -94,7 +94,7 @@ export function mod(a: number, b: number): number {
 }
 
 export function clamp(value: number, low: number, high: number): number {
-  return value < low ? low : value > high ? high : value;
+  return Math.min(Math.max(value, low), high);
 }
 
 /** A stored number that should be an integer; anything else (NaN from a broken store) reads as `fallback`. */

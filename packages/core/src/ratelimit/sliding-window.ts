@@ -1,10 +1,19 @@
-import { assertInput, assertStateLength, ceilDiv, clamp, floorDiv, integerOr, mod, rateLimitBounds } from "./math.js";
 import {
-  RETRY_NEVER,
+  assertInput,
+  assertStateLength,
+  ceilDiv,
+  clamp,
+  floorDiv,
+  integerOr,
+  mod,
+  rateLimitBounds,
+} from "./math.js";
+import {
   type RateLimitConfig,
   type RateLimitFunction,
   type RateLimitResult,
   type RateLimitState,
+  RETRY_NEVER,
 } from "./types.js";
 
 /**

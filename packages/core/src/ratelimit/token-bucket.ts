@@ -1,11 +1,11 @@
 import { assertInput, assertStateLength, ceilDiv, clamp, floorDiv, integerOr } from "./math.js";
 import {
-  RETRY_NEVER,
   type RateLimitConfig,
   type RateLimitFunction,
   type RateLimitRequest,
   type RateLimitResult,
   type RateLimitState,
+  RETRY_NEVER,
 } from "./types.js";
 
 /**

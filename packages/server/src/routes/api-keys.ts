@@ -7,7 +7,11 @@ import { type RouteDeps, typed } from "./common.js";
 export function apiKeyRoutes(app: FastifyInstance, { engine, auth }: RouteDeps) {
   const r = typed(app);
   r.post("/v1/api-keys", { schema: { body: ApiKeyBody, tags: ["keys"] } }, async (req, reply) => {
-    const { record, key } = await engine.createApiKey(req.principal.workspaceId, req.body.name, req.body.role);
+    const { record, key } = await engine.createApiKey(
+      req.principal.workspaceId,
+      req.body.name,
+      req.body.role,
+    );
     reply.code(201);
     return { ...presentKey(record), key };
   });

@@ -31,7 +31,12 @@ export function checkRoutes(app: FastifyInstance, { engine }: RouteDeps) {
       ...(result.code ? { code: result.code } : {}),
       limits: result.limits.map(presentOutcome),
       ...(result.reservation
-        ? { reservation: { id: result.reservation.id, expires_at: formatInstant(result.reservation.expiresAt) } }
+        ? {
+            reservation: {
+              id: result.reservation.id,
+              expires_at: formatInstant(result.reservation.expiresAt),
+            },
+          }
         : {}),
     };
   });
@@ -40,8 +45,10 @@ export function checkRoutes(app: FastifyInstance, { engine }: RouteDeps) {
     { schema: { params: IdParams, body: CommitBody, tags: ["check"] }, config },
     async (req) => engine.commit(req.principal.workspaceId, req.params.id, req.body ?? {}),
   );
-  r.post("/v1/reservations/:id/release", { schema: { params: IdParams, tags: ["check"] }, config }, async (req) =>
-    engine.release(req.principal.workspaceId, req.params.id),
+  r.post(
+    "/v1/reservations/:id/release",
+    { schema: { params: IdParams, tags: ["check"] }, config },
+    async (req) => engine.release(req.principal.workspaceId, req.params.id),
   );
   r.get("/v1/reservations/:id", { schema: { params: IdParams, tags: ["check"] }, config }, async (req) => {
     const res = await engine.limiter.getReservation(req.principal.workspaceId, req.params.id);

@@ -1,9 +1,9 @@
-import { bounds, encodeCursor, invalid, type Page } from "@tollgate/core";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { Engine } from "@tollgate/core";
+import { bounds, encodeCursor, invalid, type Page } from "@tollgate/core";
 import type { FastifyInstance } from "fastify";
 import type { Authenticator } from "../auth.js";
 import type { Metrics } from "../metrics.js";
-import type { Engine } from "@tollgate/core";
 
 export type App = FastifyInstance & { withTypeProvider: FastifyInstance["withTypeProvider"] };
 

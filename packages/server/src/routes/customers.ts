@@ -1,16 +1,24 @@
-import type { FastifyInstance } from "fastify";
 import { Type } from "@sinclair/typebox";
+import type { FastifyInstance } from "fastify";
 import { presentCustomer, presentKey } from "../present.js";
 import { CustomerBody, CustomerKeyBody, Id, IdParams, PageQuery } from "../schemas.js";
 import { pageBody, pageInput, type RouteDeps, typed } from "./common.js";
 
 export function customerRoutes(app: FastifyInstance, { engine, auth }: RouteDeps) {
   const r = typed(app);
-  r.put("/v1/customers/:id", { schema: { params: IdParams, body: CustomerBody, tags: ["customers"] } }, async (req, reply) => {
-    const { customer, created } = await engine.putCustomer(req.principal.workspaceId, req.params.id, req.body);
-    reply.code(created ? 201 : 200);
-    return presentCustomer(customer);
-  });
+  r.put(
+    "/v1/customers/:id",
+    { schema: { params: IdParams, body: CustomerBody, tags: ["customers"] } },
+    async (req, reply) => {
+      const { customer, created } = await engine.putCustomer(
+        req.principal.workspaceId,
+        req.params.id,
+        req.body,
+      );
+      reply.code(created ? 201 : 200);
+      return presentCustomer(customer);
+    },
+  );
   r.get(
     "/v1/customers/:id",
     { schema: { params: IdParams, tags: ["customers"] }, config: { role: "service" } },
@@ -27,7 +35,11 @@ export function customerRoutes(app: FastifyInstance, { engine, auth }: RouteDeps
     "/v1/customers/:id/keys",
     { schema: { params: IdParams, body: CustomerKeyBody, tags: ["customers"] } },
     async (req, reply) => {
-      const { record, key } = await engine.createCustomerKey(req.principal.workspaceId, req.params.id, req.body.name);
+      const { record, key } = await engine.createCustomerKey(
+        req.principal.workspaceId,
+        req.params.id,
+        req.body.name,
+      );
       reply.code(201);
       return { ...presentKey(record), key };
     },

@@ -1,6 +1,6 @@
+import type { TSchema } from "@sinclair/typebox";
 import { type AnyLimit, presentLimit } from "@tollgate/core";
 import type { FastifyInstance } from "fastify";
-import type { TSchema } from "@sinclair/typebox";
 import { ConcurrencyLimitBody, IdParams, OwnerQuery, QuotaBody, RateLimitBody } from "../schemas.js";
 import { type RouteDeps, typed } from "./common.js";
 
@@ -19,16 +19,21 @@ function limitResource(app: FastifyInstance, { engine }: RouteDeps, path: string
   r.get(
     `${path}/:id`,
     { schema: { params: IdParams, querystring: OwnerQuery, tags }, config: { role: "service" } },
-    async (req) => presentLimit(await engine.getLimit(req.principal.workspaceId, kind, req.params.id, req.query)),
+    async (req) =>
+      presentLimit(await engine.getLimit(req.principal.workspaceId, kind, req.params.id, req.query)),
   );
-  r.get(`${path}`, { schema: { querystring: OwnerQuery, tags }, config: { role: "service" } }, async (req) => {
-    const all = await engine.listLimits(req.principal.workspaceId, kind);
-    const { plan, customer } = req.query;
-    const keep = (l: AnyLimit) =>
-      (plan === undefined || (l.scope.kind === "plan" && l.scope.plan === plan)) &&
-      (customer === undefined || (l.scope.kind === "customer" && l.scope.customer === customer));
-    return { data: all.filter(keep).map(presentLimit) };
-  });
+  r.get(
+    `${path}`,
+    { schema: { querystring: OwnerQuery, tags }, config: { role: "service" } },
+    async (req) => {
+      const all = await engine.listLimits(req.principal.workspaceId, kind);
+      const { plan, customer } = req.query;
+      const keep = (l: AnyLimit) =>
+        (plan === undefined || (l.scope.kind === "plan" && l.scope.plan === plan)) &&
+        (customer === undefined || (l.scope.kind === "customer" && l.scope.customer === customer));
+      return { data: all.filter(keep).map(presentLimit) };
+    },
+  );
   r.delete(
     `${path}/:id`,
     { schema: { params: IdParams, querystring: OwnerQuery, tags } },

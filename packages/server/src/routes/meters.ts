@@ -5,11 +5,15 @@ import { pageBody, pageInput, type RouteDeps, typed } from "./common.js";
 
 export function meterRoutes(app: FastifyInstance, { engine }: RouteDeps) {
   const r = typed(app);
-  r.put("/v1/meters/:id", { schema: { params: IdParams, body: MeterBody, tags: ["meters"] } }, async (req, reply) => {
-    const { meter, created } = await engine.putMeter(req.principal.workspaceId, req.params.id, req.body);
-    reply.code(created ? 201 : 200);
-    return presentMeter(meter);
-  });
+  r.put(
+    "/v1/meters/:id",
+    { schema: { params: IdParams, body: MeterBody, tags: ["meters"] } },
+    async (req, reply) => {
+      const { meter, created } = await engine.putMeter(req.principal.workspaceId, req.params.id, req.body);
+      reply.code(created ? 201 : 200);
+      return presentMeter(meter);
+    },
+  );
   r.get(
     "/v1/meters/:id",
     { schema: { params: IdParams, tags: ["meters"] }, config: { role: "service" } },
@@ -18,13 +22,16 @@ export function meterRoutes(app: FastifyInstance, { engine }: RouteDeps) {
   r.get(
     "/v1/meters",
     { schema: { querystring: PageQuery, tags: ["meters"] }, config: { role: "service" } },
-    async (req) => pageBody(await engine.listMeters(req.principal.workspaceId, pageInput(req.query)), presentMeter),
+    async (req) =>
+      pageBody(await engine.listMeters(req.principal.workspaceId, pageInput(req.query)), presentMeter),
   );
   r.get(
     "/v1/meters/:id/query",
     { schema: { params: IdParams, querystring: MeterQuery, tags: ["meters"] }, config: { role: "service" } },
     async (req) => ({
-      data: (await engine.queryMeter(req.principal.workspaceId, req.params.id, req.query)).map(presentMeterRow),
+      data: (await engine.queryMeter(req.principal.workspaceId, req.params.id, req.query)).map(
+        presentMeterRow,
+      ),
     }),
   );
 }

@@ -5,11 +5,15 @@ import { pageBody, pageInput, type RouteDeps, typed } from "./common.js";
 
 export function planRoutes(app: FastifyInstance, { engine }: RouteDeps) {
   const r = typed(app);
-  r.put("/v1/plans/:id", { schema: { params: IdParams, body: PlanBody, tags: ["plans"] } }, async (req, reply) => {
-    const { plan, created } = await engine.putPlan(req.principal.workspaceId, req.params.id, req.body);
-    reply.code(created ? 201 : 200);
-    return presentPlan(plan);
-  });
+  r.put(
+    "/v1/plans/:id",
+    { schema: { params: IdParams, body: PlanBody, tags: ["plans"] } },
+    async (req, reply) => {
+      const { plan, created } = await engine.putPlan(req.principal.workspaceId, req.params.id, req.body);
+      reply.code(created ? 201 : 200);
+      return presentPlan(plan);
+    },
+  );
   r.get(
     "/v1/plans/:id",
     { schema: { params: IdParams, tags: ["plans"] }, config: { role: "service" } },
@@ -18,6 +22,7 @@ export function planRoutes(app: FastifyInstance, { engine }: RouteDeps) {
   r.get(
     "/v1/plans",
     { schema: { querystring: PageQuery, tags: ["plans"] }, config: { role: "service" } },
-    async (req) => pageBody(await engine.listPlans(req.principal.workspaceId, pageInput(req.query)), presentPlan),
+    async (req) =>
+      pageBody(await engine.listPlans(req.principal.workspaceId, pageInput(req.query)), presentPlan),
   );
 }

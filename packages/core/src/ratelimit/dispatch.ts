@@ -42,9 +42,8 @@ const algorithms: Record<RateLimitAlgorithm, AlgorithmEntry> = {
 };
 
 function entry(algorithm: RateLimitAlgorithm): AlgorithmEntry {
-  const found = algorithms[algorithm];
-  assert(found !== undefined, `unknown rate-limit algorithm ${String(algorithm)}`);
-  return found;
+  assert(Object.hasOwn(algorithms, algorithm), `unknown rate-limit algorithm ${String(algorithm)}`);
+  return algorithms[algorithm];
 }
 
 /**

@@ -272,6 +272,11 @@ export class SqliteStore implements Store {
     if (batch.length === 0) return;
     this.pending = [];
     this.pendingEvents = 0;
+    if (process.env.TOLLGATE_DEBUG_GROUP_COMMIT) {
+      process.stderr.write(
+        `flush ${batch.length} writes ${batch.reduce((n, p) => n + (p.kind === "events" ? p.events.length : 1), 0)} rows\n`,
+      );
+    }
     let results: (AppendResult | undefined)[];
     try {
       results = this.db.transaction(() => batch.map((p) => this.writeOne(p)))();
@@ -305,18 +310,9 @@ export class SqliteStore implements Store {
     const inserted: number[] = [];
     const { evInsert, evFp } = this.stmt;
     for (let i = 0; i < p.events.length; i++) {
-      const { event: e, fingerprint } = p.events[i]!;
+      const { event: e, fingerprint, valuesJson, dimensionsJson } = p.events[i]!;
       const fp = fingerprintHash(fingerprint);
-      const r = evInsert.run(
-        p.ws,
-        e.id,
-        e.type,
-        e.customer,
-        e.timestamp,
-        JSON.stringify(e.values),
-        JSON.stringify(e.dimensions),
-        fp,
-      );
+      const r = evInsert.run(p.ws, e.id, e.type, e.customer, e.timestamp, valuesJson, dimensionsJson, fp);
       if (r.changes === 1) {
         accepted++;
         inserted.push(i);

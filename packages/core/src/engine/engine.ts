@@ -1,4 +1,4 @@
-import { canonicalJson } from "../canonical.js";
+import { canonicalFlat } from "../canonical.js";
 import type { Clock } from "../clock.js";
 import { invalid, notFound, TollgateError } from "../errors.js";
 import { bounds } from "../limits.js";
@@ -385,7 +385,12 @@ export class Engine {
       values,
       dimensions: input.dimensions ?? {},
     };
-    return { event, fingerprint: canonicalJson(input) };
+    const valuesJson = canonicalFlat(input.values);
+    const dimensionsJson = canonicalFlat(input.dimensions);
+    // Field order is fixed here, and values/dimensions are canonical: a retry with keys in another
+    // order is still the same body.
+    const fingerprint = `${JSON.stringify(input.id)}\u0000${JSON.stringify(input.type)}\u0000${JSON.stringify(input.customer)}\u0000${input.timestamp === undefined ? "" : JSON.stringify(input.timestamp)}\u0000${input.values === undefined ? "" : valuesJson}\u0000${input.dimensions === undefined ? "" : dimensionsJson}`;
+    return { event, fingerprint, valuesJson, dimensionsJson };
   }
 
   // ---- limits ---------------------------------------------------------------------------------

@@ -33,8 +33,14 @@ export interface StoredRecord<T = unknown> {
 /** An event as the store keeps it: `fingerprint` identifies its body, to tell a retry from a conflict. */
 export interface EventToStore {
   event: UsageEvent;
-  /** Canonical JSON of the event as the client sent it. Equal fingerprints mean the same body. */
+  /**
+   * Identifies the event's body as the client sent it (canonical: key order does not matter; an
+   * omitted timestamp stays omitted). Equal fingerprints mean the same body.
+   */
   fingerprint: string;
+  /** Canonical JSON of `event.values` and `event.dimensions`, computed once for fingerprint and storage. */
+  valuesJson: string;
+  dimensionsJson: string;
 }
 
 export type AppendResult =

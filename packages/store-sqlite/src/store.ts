@@ -1,6 +1,6 @@
-import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { Worker } from "node:worker_threads";
 import type {
   ApiKeyRecord,
   AppendResult,
@@ -13,9 +13,10 @@ import type {
   UsageEvent,
   Workspace,
 } from "@tollgate/core";
-import { bounds } from "@tollgate/core";
+import { TollgateError } from "@tollgate/core";
 import Database from "better-sqlite3";
 import { migrate } from "./migrate.js";
+import { createWriter, type WriterResult, type WriterWrite } from "./writer-core.js";
 
 export interface SqliteStoreOptions {
   /** Path of the database file, or ":memory:". */
@@ -28,49 +29,34 @@ export interface SqliteStoreOptions {
   synchronous?: "full" | "normal";
 }
 
-interface PendingAppend {
-  kind: "events";
-  ws: number;
-  events: EventToStore[];
-  afterCommit: ((inserted: number[]) => void) | undefined;
-  resolve: (r: AppendResult) => void;
+interface Pending {
+  write: WriterWrite;
+  /** Event appends: called with the commit, before the promise resolves. */
+  afterCommit?: (inserted: number[], commitSeq: number) => void;
+  resolve: (r: WriterResult) => void;
   reject: (e: unknown) => void;
 }
 
-interface PendingReservation {
-  kind: "reservation";
-  ws: number;
-  reservation: ReservationRecord;
-  resolve: (r: undefined) => void;
-  reject: (e: unknown) => void;
-}
-
-type PendingWrite = PendingAppend | PendingReservation;
-
-class Conflict extends Error {
-  constructor(
-    readonly index: number,
-    readonly eventId: string,
-  ) {
-    super("conflict");
-  }
-}
-
-const fingerprintHash = (fp: string) => createHash("sha256").update(fp).digest().subarray(0, 16);
+type Flush = (writes: WriterWrite[]) => Promise<{ results: WriterResult[]; commitSeq: number }>;
 
 /**
- * The embedded store: one SQLite file in WAL mode. Appends from concurrent requests are grouped into
- * one transaction (group commit) and acknowledged after it commits; each request's batch is its own
- * savepoint, so one request's conflict rolls back only that request.
+ * The embedded store: one SQLite file in WAL mode. Event appends and reservations from concurrent
+ * requests are grouped into one transaction (group commit) by a writer thread and acknowledged after
+ * it commits; while one group commits, the next one gathers. Each request's batch is its own
+ * savepoint, so one request's conflict rolls back only that request. Everything else (reads, and the
+ * rare definition writes) runs on the main thread's own connection.
  */
 export class SqliteStore implements Store {
   readonly capabilities = { durable: true, shared: false } as const;
   readonly db: Database.Database;
   private readonly wsSeq = new Map<string, number>();
-  private pending: PendingWrite[] = [];
-  private pendingEvents = 0;
+  private pending: Pending[] = [];
+  private inFlight: Promise<void> | null = null;
   private flushScheduled = false;
   private closed = false;
+  private failure: Error | null = null;
+  private readonly flushWrites: Flush;
+  private readonly worker: Worker | null = null;
   private readonly stmt;
 
   constructor(options: SqliteStoreOptions) {
@@ -81,6 +67,16 @@ export class SqliteStore implements Store {
     this.db.pragma("foreign_keys = ON");
     this.db.pragma("busy_timeout = 5000");
     migrate(this.db);
+    const synchronous = options.synchronous ?? "full";
+    if (options.path === ":memory:") {
+      const flush = createWriter(this.db);
+      this.flushWrites = async (writes) => flush(writes);
+    } else {
+      this.worker = new Worker(new URL("./writer-worker.js", import.meta.url), {
+        workerData: { path: options.path, synchronous },
+      });
+      this.flushWrites = this.workerFlush(this.worker);
+    }
     const db = this.db;
     this.stmt = {
       wsGet: db.prepare("SELECT seq, id, created_at FROM workspaces WHERE id = ?"),
@@ -109,16 +105,7 @@ export class SqliteStore implements Store {
          ORDER BY id LIMIT ?`,
       ),
       recDelete: db.prepare("DELETE FROM records WHERE ws = ? AND kind = ? AND id = ?"),
-      evInsert: db.prepare(
-        `INSERT INTO events (ws, id, type, customer, ts, vals, dims, fp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (ws, id) DO NOTHING`,
-      ),
-      evFp: db.prepare("SELECT fp FROM events WHERE ws = ? AND id = ?").pluck(),
-      rsvPut: db.prepare(
-        `INSERT INTO reservations (ws, id, state, expires_at, updated_at, body) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (ws, id) DO UPDATE SET state = excluded.state, expires_at = excluded.expires_at,
-         updated_at = excluded.updated_at, body = excluded.body`,
-      ),
+      maxSeq: db.prepare("SELECT coalesce(max(seq), 0) FROM events").pluck(),
       rsvGet: db.prepare("SELECT body FROM reservations WHERE ws = ? AND id = ?").pluck(),
       rsvActive: db.prepare(
         `SELECT w.id AS workspace_id, r.body FROM reservations r JOIN workspaces w ON w.seq = r.ws
@@ -178,14 +165,17 @@ export class SqliteStore implements Store {
     now: number,
   ): Promise<{ record: StoredRecord<T>; created: boolean }> {
     const ws = this.ws(workspaceId);
-    return this.db.transaction(() => {
-      const before = this.stmt.recGet.get(ws, kind, id) as RecRow | undefined;
-      this.stmt.recUpsert.run(ws, kind, id, JSON.stringify(body), now, now);
-      return {
-        record: { id, body, createdAt: before?.created_at ?? now, updatedAt: now },
-        created: before === undefined,
-      };
-    })();
+    // IMMEDIATE: take the write lock first (waiting for the writer thread), never upgrade a read.
+    return this.db
+      .transaction(() => {
+        const before = this.stmt.recGet.get(ws, kind, id) as RecRow | undefined;
+        this.stmt.recUpsert.run(ws, kind, id, JSON.stringify(body), now, now);
+        return {
+          record: { id, body, createdAt: before?.created_at ?? now, updatedAt: now },
+          created: before === undefined,
+        };
+      })
+      .immediate();
   }
 
   async getRecord<T>(
@@ -220,20 +210,33 @@ export class SqliteStore implements Store {
   appendEvents(
     workspaceId: string,
     events: EventToStore[],
-    afterCommit?: (inserted: number[]) => void,
+    afterCommit?: (inserted: number[], commitSeq: number) => void,
   ): Promise<AppendResult> {
-    if (this.closed) return Promise.reject(new Error("store is closed"));
     const ws = this.ws(workspaceId);
-    return new Promise((resolve, reject) => {
-      this.enqueue({ kind: "events", ws, events, afterCommit, resolve, reject }, events.length);
-    });
+    const rows: (string | number)[] = new Array(events.length * 7);
+    for (let i = 0, j = 0; i < events.length; i++, j += 7) {
+      const { event: e, fingerprint, valuesJson, dimensionsJson } = events[i]!;
+      rows[j] = e.id;
+      rows[j + 1] = e.type;
+      rows[j + 2] = e.customer;
+      rows[j + 3] = e.timestamp;
+      rows[j + 4] = valuesJson;
+      rows[j + 5] = dimensionsJson;
+      rows[j + 6] = fingerprint;
+    }
+    return this.enqueue({ kind: "events", ws, rows }, afterCommit) as Promise<AppendResult>;
   }
 
-  saveReservation(workspaceId: string, reservation: ReservationRecord): Promise<void> {
-    if (this.closed) return Promise.reject(new Error("store is closed"));
+  async saveReservation(workspaceId: string, reservation: ReservationRecord): Promise<void> {
     const ws = this.ws(workspaceId);
-    return new Promise((resolve, reject) => {
-      this.enqueue({ kind: "reservation", ws, reservation, resolve, reject }, 1);
+    await this.enqueue({
+      kind: "reservation",
+      ws,
+      id: reservation.id,
+      state: reservation.state,
+      expiresAt: reservation.expiresAt,
+      updatedAt: Date.now(),
+      body: JSON.stringify(reservation),
     });
   }
 
@@ -255,93 +258,90 @@ export class SqliteStore implements Store {
     return this.stmt.rsvPurge.run(before).changes;
   }
 
-  private enqueue(write: PendingWrite, weight: number): void {
-    this.pending.push(write);
-    this.pendingEvents += weight;
-    if (this.pendingEvents >= bounds.groupCommitEventsMax) this.flush();
-    else if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+  private enqueue(write: WriterWrite, afterCommit?: Pending["afterCommit"]): Promise<WriterResult> {
+    if (this.failure) return Promise.reject(unavailable(this.failure));
+    if (this.closed) return Promise.reject(new TollgateError("UNAVAILABLE", "the store is closing"));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ write, afterCommit, resolve, reject });
+      this.schedule();
+    });
   }
 
-  /** Commits every pending append in one transaction, then acknowledges each. */
-  private flush(): void {
-    this.flushScheduled = false;
-    const batch = this.pending;
-    if (batch.length === 0) return;
+  /** One group in flight at a time; whatever arrives meanwhile forms the next group. */
+  private schedule(): void {
+    if (this.inFlight || this.flushScheduled || this.pending.length === 0) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.inFlight = this.flushGroup().finally(() => {
+        this.inFlight = null;
+        this.schedule();
+      });
+    });
+  }
+
+  private async flushGroup(): Promise<void> {
+    const group = this.pending;
     this.pending = [];
-    this.pendingEvents = 0;
-    if (process.env.TOLLGATE_DEBUG_GROUP_COMMIT) {
-      process.stderr.write(
-        `flush ${batch.length} writes ${batch.reduce((n, p) => n + (p.kind === "events" ? p.events.length : 1), 0)} rows\n`,
-      );
-    }
-    let results: (AppendResult | undefined)[];
+    if (group.length === 0) return;
+    if (process.env.TOLLGATE_DEBUG_GROUP_COMMIT)
+      process.stderr.write(`group commit: ${group.length} writes\n`);
+    let outcome: { results: WriterResult[]; commitSeq: number };
     try {
-      results = this.db.transaction(() => batch.map((p) => this.writeOne(p)))();
+      outcome = await this.flushWrites(group.map((p) => p.write));
     } catch (error) {
-      for (const p of batch) p.reject(error);
+      for (const p of group) p.reject(unavailable(error));
       return;
     }
-    // Counters learn of the new events before any awaiting code can run and look at them.
-    for (let i = 0; i < batch.length; i++) {
-      const p = batch[i]!;
-      const r = results[i];
-      if (p.kind === "events" && r?.ok && p.afterCommit) p.afterCommit(r.inserted);
+    // Counters learn of new events before any awaiting code runs and could look at them.
+    for (let i = 0; i < group.length; i++) {
+      const p = group[i]!;
+      const r = outcome.results[i];
+      if (p.afterCommit && r?.ok) p.afterCommit(r.inserted, outcome.commitSeq);
     }
-    for (let i = 0; i < batch.length; i++) {
-      const p = batch[i]!;
-      if (p.kind === "events") p.resolve(results[i]!);
-      else p.resolve(undefined);
-    }
+    for (let i = 0; i < group.length; i++) group[i]!.resolve(outcome.results[i]!);
   }
 
-  private writeOne(p: PendingWrite): AppendResult | undefined {
-    if (p.kind === "events") return this.appendOne(p);
-    const r = p.reservation;
-    this.stmt.rsvPut.run(p.ws, r.id, r.state, r.expiresAt, Date.now(), JSON.stringify(r));
-    return undefined;
-  }
-
-  private readonly appendSavepoint = (p: PendingAppend) => {
-    let accepted = 0;
-    let duplicates = 0;
-    const inserted: number[] = [];
-    const { evInsert, evFp } = this.stmt;
-    for (let i = 0; i < p.events.length; i++) {
-      const { event: e, fingerprint, valuesJson, dimensionsJson } = p.events[i]!;
-      const fp = fingerprintHash(fingerprint);
-      const r = evInsert.run(p.ws, e.id, e.type, e.customer, e.timestamp, valuesJson, dimensionsJson, fp);
-      if (r.changes === 1) {
-        accepted++;
-        inserted.push(i);
-        continue;
-      }
-      const existing = evFp.get(p.ws, e.id) as Buffer;
-      if (!existing.equals(fp)) throw new Conflict(i, e.id);
-      duplicates++;
-    }
-    return { accepted, duplicates, inserted };
-  };
-
-  private appendOne(p: PendingAppend): AppendResult {
-    try {
-      // A nested better-sqlite3 transaction is a savepoint: a conflict undoes this request only.
-      return { ok: true, ...this.db.transaction(this.appendSavepoint)(p) };
-    } catch (error) {
-      if (error instanceof Conflict) return { ok: false, conflictIndex: error.index, id: error.eventId };
-      throw error;
-    }
+  private workerFlush(worker: Worker): Flush {
+    let nextId = 0;
+    const waiting = new Map<
+      number,
+      { resolve: (v: { results: WriterResult[]; commitSeq: number }) => void; reject: (e: Error) => void }
+    >();
+    const failAll = (error: Error) => {
+      this.failure ??= error;
+      for (const w of waiting.values()) w.reject(error);
+      waiting.clear();
+    };
+    worker.on(
+      "message",
+      (msg: { type: string; id: number; results: WriterResult[]; commitSeq: number; message: string }) => {
+        const w = waiting.get(msg.id);
+        if (!w) return;
+        waiting.delete(msg.id);
+        if (msg.type === "flushed") w.resolve({ results: msg.results, commitSeq: msg.commitSeq });
+        else w.reject(new Error(`group commit failed: ${msg.message}`));
+      },
+    );
+    worker.on("error", failAll);
+    worker.on("exit", (code) => {
+      if (!this.closed) failAll(new Error(`the writer thread exited (${code})`));
+    });
+    return (writes) =>
+      new Promise((resolve, reject) => {
+        const id = nextId++;
+        waiting.set(id, { resolve, reject });
+        worker.postMessage({ type: "flush", id, writes });
+      });
   }
 
   async scanEvents(
     workspaceId: string,
     scan: EventScan,
     visit: (event: UsageEvent, seq: number) => void,
-  ): Promise<void> {
+  ): Promise<{ asOfSeq: number }> {
     const ws = this.wsSeq.get(workspaceId);
-    if (ws === undefined) return;
+    if (ws === undefined) return { asOfSeq: 0 };
     const where = ["ws = ?"];
     const params: unknown[] = [ws];
     if (scan.customer !== undefined) {
@@ -361,7 +361,16 @@ export class SqliteStore implements Store {
       params.push(...scan.types);
     }
     const sql = `SELECT seq, id, type, customer, ts, vals, dims FROM events WHERE ${where.join(" AND ")} ORDER BY ts, seq`;
-    for (const row of this.db.prepare(sql).iterate(...params) as IterableIterator<EventRow>) {
+    const stmt = this.db.prepare(sql);
+    // One read transaction: the rows and asOfSeq come from the same snapshot.
+    return this.db.transaction(() => {
+      this.visitRows(stmt.iterate(...params) as IterableIterator<EventRow>, visit);
+      return { asOfSeq: this.stmt.maxSeq.get() as number };
+    })();
+  }
+
+  private visitRows(rows: IterableIterator<EventRow>, visit: (event: UsageEvent, seq: number) => void): void {
+    for (const row of rows) {
       visit(
         {
           id: row.id,
@@ -378,8 +387,18 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    this.flush();
+    // Everything acknowledged or queued is committed before the file closes.
+    while (this.inFlight || this.pending.length > 0 || this.flushScheduled) {
+      if (this.inFlight) await this.inFlight;
+      else await new Promise((r) => setImmediate(r));
+    }
     this.closed = true;
+    if (this.worker) {
+      const closed = new Promise((r) => this.worker!.once("message", r));
+      this.worker.postMessage({ type: "close" });
+      await closed;
+      await this.worker.terminate();
+    }
     this.db.close();
   }
 
@@ -440,3 +459,9 @@ const toRecord = <T>(r: RecRow): StoredRecord<T> => ({
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
+
+function unavailable(error: unknown): TollgateError {
+  return new TollgateError("UNAVAILABLE", "the store cannot write right now", {
+    reason: error instanceof Error ? error.message : String(error),
+  });
+}

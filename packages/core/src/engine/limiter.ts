@@ -62,12 +62,15 @@ export interface CustomerContext {
 
 interface CalendarFamily {
   kind: "calendar";
+  /** The store snapshot the family was loaded from: later commits add to it, earlier ones are in it. */
+  asOfSeq: number;
   start: number;
   end: number | null;
   groups: Map<string, number>;
 }
 interface RollingFamily {
   kind: "rolling";
+  asOfSeq: number;
   windowMs: number;
   bucketMs: number;
   /** group → bucket start → amount */
@@ -345,12 +348,12 @@ export class Limiter {
     workspaceId: string,
     events: UsageEvent[],
     customers: (id: string) => Promise<CustomerContext>,
-  ): Promise<(inserted: number[]) => void> {
+  ): Promise<(inserted: number[], commitSeq: number) => void> {
     const book = await this.book.get(workspaceId);
     const contexts = new Map<string, CustomerContext>();
     for (const e of events)
       if (!contexts.has(e.customer)) contexts.set(e.customer, await customers(e.customer));
-    return (inserted) => {
+    return (inserted, commitSeq) => {
       for (const i of inserted) {
         const e = events[i]!;
         const customer = contexts.get(e.customer)!;
@@ -358,7 +361,9 @@ export class Limiter {
           const meter = book.meters.get(limit.meter);
           if (!meter || !this.quotaApplies(limit, meter, e)) continue;
           const family = this.families.get(this.familyKey(workspaceId, limit, customer, e.timestamp));
-          if (!family) continue; // not loaded: a later load reads this event from the store
+          // Not loaded: a later load reads this event from the store. Loaded from a snapshot that
+          // already holds this commit: counted there.
+          if (!family || family.asOfSeq >= commitSeq) continue;
           const groupKey = canonicalJson(groupOf(limit, e.dimensions));
           addUsage(family, groupKey, e.timestamp, meterValue(meter, e));
         }
@@ -537,13 +542,13 @@ export class Limiter {
     if (typeof limit.period === "object") {
       const windowMs = limit.period.rolling_seconds * 1000;
       const bucketMs = Math.max(1000, Math.ceil(windowMs / ROLLING_BUCKETS / 1000) * 1000);
-      family = { kind: "rolling", windowMs, bucketMs, groups: new Map() };
+      family = { kind: "rolling", asOfSeq: 0, windowMs, bucketMs, groups: new Map() };
       from = Math.floor((now - windowMs) / bucketMs) * bucketMs;
     } else {
       const parts = familyKey.split("\u0001");
       const start = Number(parts[3]);
       const end = parts[4] === "" ? null : Number(parts[4]);
-      family = { kind: "calendar", start, end, groups: new Map() };
+      family = { kind: "calendar", asOfSeq: 0, start, end, groups: new Map() };
       from = limit.period === "all_time" ? undefined : start;
       to = end ?? undefined;
     }

@@ -125,15 +125,23 @@ export interface Store {
   appendEvents(
     workspaceId: string,
     events: EventToStore[],
-    /** Called synchronously right after the batch commits, before anything else observes it. */
-    afterCommit?: (inserted: number[]) => void,
+    /**
+     * Called once the batch is durable, before the promise resolves, with the indexes of the events
+     * newly stored and the commit's sequence number (see scanEvents).
+     */
+    afterCommit?: (inserted: number[], commitSeq: number) => void,
   ): Promise<AppendResult>;
-  /** Calls `visit` for every matching event in (timestamp, storage order). */
+  /**
+   * Calls `visit` for every matching event in (timestamp, storage order), from one consistent
+   * snapshot, and resolves with that snapshot's sequence number: the snapshot includes exactly the
+   * commits whose `commitSeq` is at most it. A cache built from a scan uses this to apply each later
+   * commit exactly once.
+   */
   scanEvents(
     workspaceId: string,
     scan: EventScan,
     visit: (event: UsageEvent, seq: number) => void,
-  ): Promise<void>;
+  ): Promise<{ asOfSeq: number }>;
 
   /** Inserts or replaces a reservation; resolves once durable (grouped like event appends). */
   saveReservation(workspaceId: string, reservation: ReservationRecord): Promise<void>;

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Clock } from "@tollgate/core";
+import type { ApiRateLimitOptions } from "@tollgate/server";
 import { type RunningServer, startServer } from "../../packages/cli/src/runtime.js";
 
 export interface TestServer {
@@ -27,9 +28,18 @@ export interface ApiResponse {
   text: string;
 }
 
-/** A real server on a free loopback port over a fresh SQLite file in a temp folder. */
+/**
+ * A real server on a free loopback port over a fresh SQLite file in a temp folder (or over `dataDir`,
+ * which is then kept). `apiRateLimit` sets the API's own per-key protection (null turns it off; left
+ * out, the server's default).
+ */
 export async function startTestServer(
-  options: { clock?: Clock; configPath?: string; dataDir?: string } = {},
+  options: {
+    clock?: Clock;
+    configPath?: string;
+    dataDir?: string;
+    apiRateLimit?: ApiRateLimitOptions | null;
+  } = {},
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "tollgate-test-"));
   const adminKey = `tg_test_${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
@@ -39,6 +49,7 @@ export async function startTestServer(
     adminKey,
     clock: options.clock,
     configPath: options.configPath,
+    ...(options.apiRateLimit !== undefined ? { apiRateLimit: options.apiRateLimit } : {}),
   });
   const url = server.url;
   return {

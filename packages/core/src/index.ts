@@ -11,3 +11,4 @@ export * from "./quota/definitions.js";
 export * from "./ratelimit/index.js";
 export * from "./time.js";
 export type * from "./types.js";
+export * from "./pricing/index.js";

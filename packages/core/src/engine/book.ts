@@ -77,20 +77,35 @@ interface PlanBody {
 /** Loads and caches each workspace's compiled book; any definition write invalidates it. */
 export class LimitBook {
   private readonly cache = new Map<string, Promise<CompiledBook>>();
+  /** The books of `cache` that have loaded, for the hot path to use without awaiting. */
+  private readonly loaded = new Map<string, CompiledBook>();
   constructor(private readonly store: Store) {}
 
   get(workspaceId: string): Promise<CompiledBook> {
     let book = this.cache.get(workspaceId);
     if (!book) {
-      book = this.load(workspaceId);
-      book.catch(() => this.cache.delete(workspaceId));
+      const loading = this.load(workspaceId);
+      book = loading;
+      loading.then(
+        (b) => {
+          // Only if no definition was written (invalidate) while it loaded.
+          if (this.cache.get(workspaceId) === loading) this.loaded.set(workspaceId, b);
+        },
+        () => this.cache.delete(workspaceId),
+      );
       this.cache.set(workspaceId, book);
     }
     return book;
   }
 
+  /** The workspace's book if it is loaded and current, without waiting; otherwise use `get`. */
+  peek(workspaceId: string): CompiledBook | undefined {
+    return this.loaded.get(workspaceId);
+  }
+
   invalidate(workspaceId: string): void {
     this.cache.delete(workspaceId);
+    this.loaded.delete(workspaceId);
   }
 
   private async load(ws: string): Promise<CompiledBook> {

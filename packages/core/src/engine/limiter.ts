@@ -135,7 +135,7 @@ export class Limiter {
     event: CheckEvent,
     reserve: { ttlMs: number } | null,
   ): Promise<CheckResult> {
-    const book = await this.book.get(workspaceId);
+    const book = this.book.peek(workspaceId) ?? (await this.book.get(workspaceId));
     const set = book.effective(customer.id, customer.plan);
     const now = this.clock.now();
     this.expireDue(now);
@@ -156,9 +156,11 @@ export class Limiter {
         cost: meterValue(meter, event as UsageEvent),
       });
     }
-    await Promise.all(
-      quotas.map((q) => this.loadFamily(workspaceId, q.limit, q.meter, q.familyKey, customer, now)),
-    );
+    if (quotas.some((q) => !this.families.has(q.familyKey))) {
+      await Promise.all(
+        quotas.map((q) => this.loadFamily(workspaceId, q.limit, q.meter, q.familyKey, customer, now)),
+      );
+    }
     const rates = set.rates
       .filter((r) => r.eventType === null || r.eventType === event.type)
       .map((r) => ({
@@ -253,9 +255,7 @@ export class Limiter {
       state: "active",
       customer: customer.id,
       event: { type: event.type, values: event.values, dimensions: event.dimensions },
-      holds: quotas
-        .filter((q) => q.cost > 0)
-        .map((q) => ({ key: holdKey(q.familyKey, q.groupKey), amount: q.cost })),
+      holds: distinctHolds(quotas),
       leases: slots.map((s) => s.key),
       rateCharges: rates
         .filter((r) => r.limit.value !== null)
@@ -357,10 +357,16 @@ export class Limiter {
       for (const i of inserted) {
         const e = events[i]!;
         const customer = contexts.get(e.customer)!;
+        // Limits over the same meter, filter, grouping, period and subject share one family: count
+        // the event in it once, however many of them there are.
+        const counted = new Set<string>();
         for (const limit of book.effective(customer.id, customer.plan).quotas) {
           const meter = book.meters.get(limit.meter);
           if (!meter || !this.quotaApplies(limit, meter, e)) continue;
-          const family = this.families.get(this.familyKey(workspaceId, limit, customer, e.timestamp));
+          const familyKey = this.familyKey(workspaceId, limit, customer, e.timestamp);
+          if (counted.has(familyKey)) continue;
+          counted.add(familyKey);
+          const family = this.families.get(familyKey);
           // Not loaded: a later load reads this event from the store. Loaded from a snapshot that
           // already holds this commit: counted there.
           if (!family || family.asOfSeq >= commitSeq) continue;
@@ -554,7 +560,7 @@ export class Limiter {
     }
     const subject = limit.scope.kind === "workspace" ? undefined : customer.id;
     const scanned: Family = family;
-    await this.store.scanEvents(
+    const { asOfSeq } = await this.store.scanEvents(
       workspaceId,
       { types: [meter.eventType], customer: subject, from, to },
       (e) => {
@@ -562,8 +568,11 @@ export class Limiter {
         addUsage(scanned, canonicalJson(groupOf(limit, e.dimensions)), e.timestamp, meterValue(meter, e));
       },
     );
-    // A concurrent load of the same family was single-flighted; the scan and this set run in one
-    // synchronous stretch for the embedded store, so no commit can slip between them.
+    // The scan's snapshot may already hold commits whose afterCommit has not run yet (the writer
+    // thread commits before the main thread hears of it): prepareIncrements skips commits up to
+    // asOfSeq, so each event is counted exactly once. A concurrent load of the same family was
+    // single-flighted.
+    family.asOfSeq = asOfSeq;
     this.families.set(familyKey, family);
   }
 
@@ -605,6 +614,13 @@ function groupOf(limit: QuotaLimit, dimensions: Record<string, string>): Record<
 }
 
 const holdKey = (familyKey: string, groupKey: string) => `${familyKey}\u0002${groupKey}`;
+
+/** One hold per counter: limits that share a family (and group) share the usage a hold stands for. */
+function distinctHolds(quotas: QuotaItem[]): { key: string; amount: number }[] {
+  const holds = new Map<string, number>();
+  for (const q of quotas) if (q.cost > 0) holds.set(holdKey(q.familyKey, q.groupKey), q.cost);
+  return [...holds].map(([key, amount]) => ({ key, amount }));
+}
 
 function addUsage(family: Family, groupKey: string, at: number, amount: number): void {
   if (family.kind === "calendar") {

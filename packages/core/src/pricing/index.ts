@@ -1,0 +1,54 @@
+/**
+ * Pricing: exact money, effective-dated price rows and the cost of an event. See README.md for the
+ * units and the invariants.
+ */
+export {
+  type CostParts,
+  type CostResult,
+  eventCost,
+  hasTokenValues,
+  ratesFor,
+  TOKEN_VALUE_NAMES,
+  type TokenValues,
+} from "./cost.js";
+export {
+  type DecimalOptions,
+  decimalFromNumber,
+  FEMTO_PER_USD,
+  formatDecimal,
+  formatPricePerMTok,
+  formatUsd,
+  NANO_PER_USD,
+  PRICE_DECIMALS,
+  parseDecimal,
+  parsePricePerMTok,
+  parseUsd,
+  pricePerMTokFromNumber,
+  pricingBounds,
+  USD_DECIMALS,
+} from "./money.js";
+export {
+  DEFAULT_UNKNOWN_MODEL_POLICY,
+  decidePrice,
+  type PriceDecision,
+  type PriceLookup,
+  type UnknownModelPolicy,
+  type UnknownModelPolicyName,
+  unknownModelPolicyProblems,
+} from "./policy.js";
+export {
+  type ModelAlias,
+  type ModelMatch,
+  matchesModel,
+  modelAliasProblems,
+  normalizeModel,
+  PriceBook,
+  type PriceMatch,
+  type PriceRates,
+  type PriceRow,
+  type PriceSource,
+  type PriceTier,
+  priceFor,
+  priceRowProblems,
+  resolveAlias,
+} from "./rows.js";

@@ -92,7 +92,9 @@ async function limiterRow(algorithm: "sliding_window" | "token_bucket"): Promise
       if (!r.allowed) throw new Error("a check was denied");
     }
     const bytes = heapBytes() - before;
-    const [table] = (engine.limiter as unknown as { rateTables: Map<string, RateLimitTable> }).rateTables.values();
+    const [table] = (
+      engine.limiter as unknown as { rateTables: Map<string, RateLimitTable> }
+    ).rateTables.values();
     if (!table || table.size !== N + 1000) throw new Error(`expected ${N + 1000} keys, got ${table?.size}`);
     return {
       name: "limiter",

@@ -3,16 +3,20 @@
  * in the same run, and the memory per active rate-limit key.
  *
  *   (a) in process: Engine.check over the embedded SQLite store, 3 limits per check (the plan below),
- *       round robin over --keys keys/customers, awaited one at a time — against rate-limiter-flexible's
- *       RateLimiterMemory.consume(key), 1 limit per call, same keys, same loop. Plus a concurrent
- *       variant (--depth calls in flight) for both.
+ *       round robin over --keys API keys of --customers customers, awaited one at a time — against
+ *       rate-limiter-flexible's RateLimiterMemory.consume(key), 1 limit per call, same keys, same
+ *       loop. Plus a concurrent variant (--depth calls in flight) for both.
  *   (b) over HTTP: POST /v1/check on `tollgate serve` (own process, API self-protection off) — against
  *       a bare Fastify route answering a constant (bench/bare-fastify.ts, own process), both driven by
- *       autocannon with the same connections, duration and bodies rotating over the same keys.
+ *       autocannon with the same connections and bodies rotating over the same keys, in alternating
+ *       rounds (both servers idle while the other is measured) so that drifting load hits both.
  *   (c) memory per active rate-limit key (bench/check-memory.ts in a child with --expose-gc).
  *
- *   npm run bench:check -- [--keys 10000] [--seconds 3] [--depth 64] [--connections 50]
- *                          [--http-seconds 10] [--memory-keys 200000] [--skip a,b,c]
+ *   npm run bench:check -- [--keys 10000] [--customers 1000] [--seconds 3] [--depth 64]
+ *                          [--connections 50] [--http-seconds 10] [--memory-keys 200000] [--skip a,b,c]
+ *
+ * Everything runs on 127.0.0.1, in temp folders removed at the end. TOLLGATE_BENCH_DEBUG=1 prints
+ * phase timings on stderr.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -32,6 +36,7 @@ import { fmt, freePort, ROOT, spawnServer } from "./support.js";
 const { values: args } = parseArgs({
   options: {
     keys: { type: "string", default: "10000" },
+    customers: { type: "string", default: "1000" },
     seconds: { type: "string", default: "3" },
     depth: { type: "string", default: "64" },
     connections: { type: "string", default: "50" },
@@ -41,19 +46,31 @@ const { values: args } = parseArgs({
   },
 });
 const KEYS = Number(args.keys);
+const CUSTOMERS = Math.min(KEYS, Number(args.customers));
 const SECONDS = Number(args.seconds);
 const DEPTH = Number(args.depth);
 const CONNECTIONS = Number(args.connections);
 const HTTP_SECONDS = Number(args["http-seconds"]);
 const MEMORY_KEYS = Number(args["memory-keys"]);
 const skip = new Set(args.skip.split(","));
+const T0 = performance.now();
+/** Progress on stderr with TOLLGATE_BENCH_DEBUG=1 (phase timings). */
+const debug = (what: string) => {
+  if (process.env.TOLLGATE_BENCH_DEBUG)
+    process.stderr.write(`[${((performance.now() - T0) / 1000).toFixed(1)} s] ${what}\n`);
+};
 
 const WS = "default";
 const key = (i: number) => `key_${100_000 + i}`;
 const customer = (i: number) => `cust_${100_000 + i}`;
-/** Every check is for one key of one customer: key i belongs to customer i. */
+/** Every check is for one API key of one customer: key i belongs to customer i mod CUSTOMERS. */
 const checkBody = (i: number) => ({
-  event: { type: "llm.completion", customer: customer(i), values: { tokens: 100 }, dimensions: { key: key(i) } },
+  event: {
+    type: "llm.completion",
+    customer: customer(i % CUSTOMERS),
+    values: { tokens: 100 },
+    dimensions: { key: key(i) },
+  },
 });
 
 const METER = { event_type: "llm.completion", aggregation: "sum" as const, value: "tokens" };
@@ -61,7 +78,7 @@ const METER = { event_type: "llm.completion", aggregation: "sum" as const, value
 const PLAN = {
   name: "Pro",
   rate_limits: [
-    { id: "rpm-per-key", scope: "key", limit: 1000, window_seconds: 60, algorithm: "sliding_window" },
+    { id: "rpm-per-key", scope: "key", limit: 6000, window_seconds: 60, algorithm: "sliding_window" },
     {
       id: "tpm-per-customer",
       scope: "customer",
@@ -74,7 +91,7 @@ const PLAN = {
   limits: [{ id: "monthly-tokens", meter: "tokens", amount: 1_000_000_000_000, period: "month" }],
 };
 const PLAN_TEXT =
-  "rpm-per-key sliding_window 1000/min per dimensions.key, tpm-per-customer token_bucket 10M tokens/min " +
+  "rpm-per-key sliding_window 6000/min per dimensions.key, tpm-per-customer token_bucket 10M tokens/min " +
   "per customer, monthly-tokens quota 1e12 tokens/month per customer (all on plan 'pro')";
 
 interface Figures {
@@ -87,7 +104,8 @@ interface Figures {
 
 function percentiles(samples: Float64Array, n: number) {
   const sorted = samples.slice(0, Math.min(n, samples.length)).sort();
-  const pick = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
+  const pick = (p: number) =>
+    sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
   return { p50: pick(0.5), p99: pick(0.99) };
 }
 
@@ -164,9 +182,9 @@ async function inProcess(): Promise<void> {
     await engine.start();
     await engine.putMeter(WS, "tokens", METER);
     await engine.putPlan(WS, "pro", PLAN);
-    for (let i = 0; i < KEYS; i += 100) {
+    for (let i = 0; i < CUSTOMERS; i += 100) {
       await Promise.all(
-        Array.from({ length: Math.min(100, KEYS - i) }, (_, j) =>
+        Array.from({ length: Math.min(100, CUSTOMERS - i) }, (_, j) =>
           engine.putCustomer(WS, customer(i + j), { plan: "pro" }),
         ),
       );
@@ -176,7 +194,7 @@ async function inProcess(): Promise<void> {
     const names: string[] = JSON.parse(JSON.stringify(Array.from({ length: KEYS }, (_, i) => key(i))));
     const tollgate = (i: number) => engine.check(WS, inputs[i]);
     const tollgateAllowed = (r: CheckResult) => r.allowed && r.limits.length === 3;
-    const rlf = new RateLimiterMemory({ points: 1000, duration: 60 });
+    const rlf = new RateLimiterMemory({ points: 6000, duration: 60 }); // same limit as rpm-per-key
     const baseline = (i: number) => rlf.consume(names[i]!);
     const baselineAllowed = () => true;
 
@@ -195,7 +213,9 @@ async function inProcess(): Promise<void> {
     const baseC = await concurrent(baseline, baselineAllowed, SECONDS / 2, DEPTH);
     const tgC = await concurrent(tollgate, tollgateAllowed, SECONDS / 2, DEPTH);
 
-    console.log(`(a) in process, ${fmt(KEYS)} keys round robin, best of 2 rounds of ${SECONDS} s`);
+    console.log(
+      `(a) in process, ${fmt(KEYS)} keys of ${fmt(CUSTOMERS)} customers round robin, best of 2 rounds of ${SECONDS} s`,
+    );
     console.log(`    limits: ${PLAN_TEXT}`);
     console.log(`    store: SqliteStore in a temp dir, clock Date.now, no reservation`);
     const line = (label: string, f: Figures, extra = "") =>
@@ -206,7 +226,11 @@ async function inProcess(): Promise<void> {
           (f.denied ? `  (${fmt(f.denied)} denied!)` : ""),
       );
     line("baseline  RateLimiterMemory.consume, 1 limit, awaited", base);
-    line("tollgate  engine.check, 3 limits, awaited", tg, `  (${(tg.rate / base.rate).toFixed(2)}x baseline)`);
+    line(
+      "tollgate  engine.check, 3 limits, awaited",
+      tg,
+      `  (${(tg.rate / base.rate).toFixed(2)}x baseline)`,
+    );
     line(`baseline  same, ${DEPTH} calls in flight`, baseC);
     line(
       `tollgate  same, ${DEPTH} calls in flight`,
@@ -222,18 +246,17 @@ async function inProcess(): Promise<void> {
 
 // ---- (b) over HTTP -----------------------------------------------------------------------------
 
-interface HttpFigures {
-  rate: number;
-  p50: number;
-  p99: number;
+interface HttpRound {
   ok: number;
   non2xx: number;
   errors: number;
+  seconds: number;
+  latencies: Float64Array;
 }
 
 const bodies = Array.from({ length: KEYS }, (_, i) => JSON.stringify(checkBody(i)));
 
-async function cannon(url: string, token: string, seconds: number): Promise<HttpFigures> {
+async function cannon(url: string, token: string, seconds: number): Promise<HttpRound> {
   let next = 0;
   const instance = autocannon({
     url,
@@ -259,27 +282,56 @@ async function cannon(url: string, token: string, seconds: number): Promise<Http
   });
   const result = await instance;
   return {
-    rate: result["2xx"] / result.duration,
     ok: result["2xx"],
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
-    ...percentiles(latencies, n),
+    seconds: result.duration,
+    latencies: latencies.slice(0, n),
+  };
+}
+
+interface HttpFigures {
+  rate: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+}
+
+/** The rounds of one side together: total 2xx over total time, percentiles over every response. */
+function merge(rounds: HttpRound[]): HttpFigures {
+  const all = new Float64Array(rounds.reduce((n, r) => n + r.latencies.length, 0));
+  let at = 0;
+  for (const r of rounds) {
+    all.set(r.latencies, at);
+    at += r.latencies.length;
+  }
+  const sum = (f: (r: HttpRound) => number) => rounds.reduce((n, r) => n + f(r), 0);
+  return {
+    rate: sum((r) => r.ok) / sum((r) => r.seconds),
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    ...percentiles(all, all.length),
   };
 }
 
 async function bareFastify(): Promise<{ url: string; stop(): Promise<void> }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "bench/bare-fastify.ts"), "--port", String(port)], {
-    cwd: ROOT,
-    stdio: ["ignore", "ignore", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", join(ROOT, "bench/bare-fastify.ts"), "--port", String(port)],
+    { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] },
+  );
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   for (;;) {
     try {
       if ((await fetch(`${url}/health`)).ok) break;
     } catch {}
-    if (Date.now() > deadline) throw new Error("bare fastify did not start");
+    if (Date.now() > deadline) {
+      child.kill("SIGTERM");
+      throw new Error("bare fastify did not start");
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
@@ -292,63 +344,81 @@ async function bareFastify(): Promise<{ url: string; stop(): Promise<void> }> {
   };
 }
 
+const HTTP_ROUNDS = 2;
+
 async function overHttp(): Promise<void> {
   const warm = Math.min(2, HTTP_SECONDS);
+  const roundSeconds = Math.max(1, Math.round(HTTP_SECONDS / HTTP_ROUNDS));
+  debug("(b) starting");
   const bare = await bareFastify();
-  let base: HttpFigures;
+  const base: HttpRound[] = [];
+  const tg: HttpRound[] = [];
   try {
-    await cannon(bare.url, "none", warm);
-    base = await cannon(bare.url, "none", HTTP_SECONDS);
+    const server = await spawnServer(["--api-rate-limit", "0"]);
+    try {
+      debug("tollgate serve started");
+      const pool = new Pool(server.url, { connections: 32 });
+      const headers = { authorization: `Bearer ${server.adminKey}`, "content-type": "application/json" };
+      const send = async (method: "PUT" | "POST", path: string, body: unknown) => {
+        const res = await pool.request({ method, path, headers, body: JSON.stringify(body) });
+        const json = (await res.body.json()) as CheckResult;
+        if (res.statusCode >= 300)
+          throw new Error(`${method} ${path}: ${res.statusCode} ${JSON.stringify(json)}`);
+        return json;
+      };
+      await send("PUT", "/v1/meters/tokens", METER);
+      await send("PUT", "/v1/plans/pro", PLAN);
+      for (let i = 0; i < CUSTOMERS; i += 200) {
+        await Promise.all(
+          Array.from({ length: Math.min(200, CUSTOMERS - i) }, (_, j) =>
+            send("PUT", `/v1/customers/${customer(i + j)}`, { plan: "pro" }),
+          ),
+        );
+      }
+      debug("customers created");
+      // One check per key (loads every customer's usage), each allowed with its 3 limits.
+      for (let i = 0; i < KEYS; i += 200) {
+        const results = await Promise.all(
+          Array.from({ length: Math.min(200, KEYS - i) }, (_, j) =>
+            send("POST", "/v1/check", checkBody(i + j)),
+          ),
+        );
+        if (results.some((r) => !r.allowed || r.limits.length !== 3))
+          throw new Error("a warm-up check failed");
+      }
+      await pool.close();
+      debug("warm-up checks done");
+      await cannon(bare.url, "none", warm);
+      await cannon(server.url, server.adminKey, warm);
+      for (let r = 0; r < HTTP_ROUNDS; r++) {
+        base.push(await cannon(bare.url, "none", roundSeconds));
+        tg.push(await cannon(server.url, server.adminKey, roundSeconds));
+        debug(`round ${r + 1} done`);
+      }
+    } finally {
+      await server.stop();
+    }
   } finally {
     await bare.stop();
   }
-
-  const server = await spawnServer(["--api-rate-limit", "0"]);
-  let tg: HttpFigures;
-  try {
-    const pool = new Pool(server.url, { connections: 32 });
-    const headers = { authorization: `Bearer ${server.adminKey}`, "content-type": "application/json" };
-    const send = async (method: "PUT" | "POST", path: string, body: unknown) => {
-      const res = await pool.request({ method, path, headers, body: JSON.stringify(body) });
-      const json = (await res.body.json()) as CheckResult;
-      if (res.statusCode >= 300) throw new Error(`${method} ${path}: ${res.statusCode} ${JSON.stringify(json)}`);
-      return json;
-    };
-    await send("PUT", "/v1/meters/tokens", METER);
-    await send("PUT", "/v1/plans/pro", PLAN);
-    for (let i = 0; i < KEYS; i += 200) {
-      await Promise.all(
-        Array.from({ length: Math.min(200, KEYS - i) }, (_, j) =>
-          send("PUT", `/v1/customers/${customer(i + j)}`, { plan: "pro" }),
-        ),
-      );
-    }
-    // One check per key (loads every customer's usage), each allowed with its 3 limits.
-    for (let i = 0; i < KEYS; i += 200) {
-      const results = await Promise.all(
-        Array.from({ length: Math.min(200, KEYS - i) }, (_, j) => send("POST", "/v1/check", checkBody(i + j))),
-      );
-      if (results.some((r) => !r.allowed || r.limits.length !== 3)) throw new Error("a warm-up check failed");
-    }
-    await pool.close();
-    await cannon(server.url, server.adminKey, warm);
-    tg = await cannon(server.url, server.adminKey, HTTP_SECONDS);
-  } finally {
-    await server.stop();
-  }
+  const b = merge(base);
+  const t = merge(tg);
 
   console.log(
-    `(b) over HTTP on 127.0.0.1, autocannon ${CONNECTIONS} connections, ${HTTP_SECONDS} s after ${warm} s warm-up, ` +
-      `bodies rotating over ${fmt(KEYS)} keys`,
+    `(b) over HTTP on 127.0.0.1, autocannon ${CONNECTIONS} connections (keep-alive, no pipelining), ` +
+      `${HTTP_ROUNDS} alternating rounds of ${roundSeconds} s per side after ${warm} s warm-up, ` +
+      `bodies rotating over the ${fmt(KEYS)} keys`,
   );
-  console.log("    tollgate serve: --api-rate-limit 0 (API self-protection off), log level warn, same 3 limits");
+  console.log(
+    "    tollgate serve: --api-rate-limit 0 (API self-protection off), log level warn, same 3 limits",
+  );
   const line = (label: string, f: HttpFigures, extra = "") =>
     console.log(
       `  ${label.padEnd(40)} ${fmt(f.rate).padStart(8)} req/s  p50 ${f.p50.toFixed(2)} ms  p99 ${f.p99.toFixed(2)} ms` +
         `  non-2xx ${fmt(f.non2xx)}  errors ${fmt(f.errors)}${extra}`,
     );
-  line("baseline  bare Fastify, constant JSON", base);
-  line("tollgate  POST /v1/check", tg, `  (${(tg.rate / base.rate).toFixed(2)}x baseline)`);
+  line("baseline  bare Fastify, constant JSON", b);
+  line("tollgate  POST /v1/check", t, `  (${(t.rate / b.rate).toFixed(2)}x baseline)`);
   console.log("  targets: >= 0.7x baseline throughput, p99 <= 10 ms at 50 connections");
 }
 
@@ -357,7 +427,15 @@ async function overHttp(): Promise<void> {
 function memory(): void {
   const child = spawnSync(
     process.execPath,
-    ["--expose-gc", "--import", "tsx", join(ROOT, "bench/check-memory.ts"), "--keys", String(MEMORY_KEYS), "--json"],
+    [
+      "--expose-gc",
+      "--import",
+      "tsx",
+      join(ROOT, "bench/check-memory.ts"),
+      "--keys",
+      String(MEMORY_KEYS),
+      "--json",
+    ],
     { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], timeout: 120_000 },
   );
   if (child.status !== 0) throw new Error(`check-memory exited with ${child.status ?? child.signal}`);

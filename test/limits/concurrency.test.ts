@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { expectError } from "../support/server.js";
 import {
   check,
@@ -12,7 +12,7 @@ import {
   T0,
 } from "./helpers.js";
 
-afterEach(closeAll);
+afterAll(closeAll);
 
 describe("concurrency limits", () => {
   it("a reserve takes a slot; CONCURRENCY_LIMIT_EXCEEDED when all are taken; release and commit give it back", async () => {
@@ -30,7 +30,12 @@ describe("concurrency limits", () => {
     expect(full.code).toBe("CONCURRENCY_LIMIT_EXCEEDED");
     expect(full.reservation).toBeUndefined();
     // The earliest slot to come back is b's, at its TTL.
-    expect(outcome(full, "par")).toMatchObject({ allowed: false, exceeded: true, remaining: 0, retry_after: 50 });
+    expect(outcome(full, "par")).toMatchObject({
+      allowed: false,
+      exceeded: true,
+      remaining: 0,
+      retry_after: 50,
+    });
     expect(await customerLimit(t, "acme", "par")).toMatchObject({ used: 2 });
 
     // Another customer has its own slots only if the limit applies to it: this one is acme's.
@@ -39,11 +44,15 @@ describe("concurrency limits", () => {
     expect((await t.api("POST", `/v1/reservations/${a.reservation!.id}/release`)).status).toBe(200);
     const c = await check(t, { customer: "acme" }, { ttl_seconds: 100 });
     expect(c.allowed).toBe(true);
-    expect((await check(t, { customer: "acme" }, { ttl_seconds: 100 })).code).toBe("CONCURRENCY_LIMIT_EXCEEDED");
+    expect((await check(t, { customer: "acme" }, { ttl_seconds: 100 })).code).toBe(
+      "CONCURRENCY_LIMIT_EXCEEDED",
+    );
 
     expect((await t.api("POST", `/v1/reservations/${b.reservation!.id}/commit`, {})).status).toBe(200);
     expect((await check(t, { customer: "acme" }, { ttl_seconds: 100 })).allowed).toBe(true);
-    expect((await check(t, { customer: "acme" }, { ttl_seconds: 100 })).code).toBe("CONCURRENCY_LIMIT_EXCEEDED");
+    expect((await check(t, { customer: "acme" }, { ttl_seconds: 100 })).code).toBe(
+      "CONCURRENCY_LIMIT_EXCEEDED",
+    );
   });
 
   it("a slot and its quota hold come back when the TTL passes, with no request but the next check", async () => {
@@ -122,7 +131,9 @@ describe("concurrency limits", () => {
       expect(outcome(denied, "par").allowed).toBe(true);
     }
     expect((await customerLimit(t, "acme", "par")).used).toBe(0);
-    expect((await check(t, { customer: "acme", values: { tokens_in: 10 } }, { ttl_seconds: 60 })).allowed).toBe(true);
+    expect(
+      (await check(t, { customer: "acme", values: { tokens_in: 10 } }, { ttl_seconds: 60 })).allowed,
+    ).toBe(true);
   });
 
   it("plans carry concurrency limits; bad definitions are refused", async () => {

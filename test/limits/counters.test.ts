@@ -1,7 +1,7 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { check, closeAll, customerLimit, freshServer, put, putCustomer } from "./helpers.js";
 
-afterEach(closeAll);
+afterAll(closeAll);
 
 describe("usage counters under concurrent recording", () => {
   it("count every event exactly once while counters are being loaded", async () => {

@@ -1,6 +1,6 @@
 import { ManualClock } from "@tollgate/core";
 import { expect } from "vitest";
-import { type ApiResponse, startTestServer, type TestServer } from "../support/server.js";
+import { type ApiResponse, call, startTestServer, type TestServer } from "../support/server.js";
 
 /** Monday 2026-11-23 10:00:00Z: a whole minute, hour and sliding-window sub-bucket boundary. */
 export const T0 = Date.UTC(2026, 10, 23, 10, 0, 0);
@@ -14,28 +14,42 @@ export interface Env {
   clock: ManualClock;
 }
 
-const open: TestServer[] = [];
+let shared: { server: TestServer; clock: ManualClock } | undefined;
+let workspaces = 0;
 
 /**
- * A fresh server over a fresh store, driven by a ManualClock at `start`, with the meters every limits
- * test uses: tokens (sum of tokens_in + tokens_out), requests (count), steps (sum), peak (max).
+ * A fresh tenant to test in: its own workspace (and admin key) on the file's one real server, with the
+ * file's ManualClock set to `start`, and the meters every limits test uses: tokens (sum of tokens_in
+ * + tokens_out), requests (count), steps (sum), peak (max). Workspaces share nothing (limits,
+ * counters, holds, rate-limit state), so each test starts from nothing without paying for a server
+ * start; tests in a file run one after another, so setting the shared clock is safe.
  */
-export async function freshServer(
-  options: { start?: number; apiRateLimit?: { limit: number; windowSeconds: number } | null } = {},
-): Promise<Env> {
-  const clock = new ManualClock(options.start ?? T0);
-  const t = await startTestServer({
-    clock,
-    ...(options.apiRateLimit !== undefined ? { apiRateLimit: options.apiRateLimit } : {}),
-  });
-  open.push(t);
+export async function freshServer(options: { start?: number } = {}): Promise<Env> {
+  const start = options.start ?? T0;
+  if (!shared) {
+    const clock = new ManualClock(start);
+    shared = { server: await startTestServer({ clock }), clock };
+  }
+  const { server, clock } = shared;
+  clock.set(start);
+  const boot = await server.server.engine.bootstrap(`limits-${++workspaces}`);
+  const key = boot.adminKey;
+  if (!key) throw new Error("bootstrap did not mint an admin key");
+  const t: TestServer = {
+    ...server,
+    adminKey: key,
+    api: (method, path, body, opts = {}) => call(server.url, method, path, body, { key, ...opts }),
+    close: async () => {},
+  };
   await defineMeters(t);
   return { t, clock };
 }
 
-/** Closes every server freshServer started (call from afterEach). */
+/** Closes the file's server (call from afterAll). */
 export async function closeAll(): Promise<void> {
-  await Promise.all(open.splice(0).map((t) => t.close()));
+  const s = shared;
+  shared = undefined;
+  await s?.server.close();
 }
 
 export async function defineMeters(t: TestServer): Promise<void> {

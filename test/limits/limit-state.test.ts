@@ -1,8 +1,17 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { expectError } from "../support/server.js";
-import { check, closeAll, customerLimit, customerLimits, freshServer, put, putCustomer, record } from "./helpers.js";
+import {
+  check,
+  closeAll,
+  customerLimit,
+  customerLimits,
+  freshServer,
+  put,
+  putCustomer,
+  record,
+} from "./helpers.js";
 
-afterEach(closeAll);
+afterAll(closeAll);
 
 /** Percent with two decimals, rounded down, computed without floating-point division surprises. */
 const pct = (used: number, amount: number) => Math.floor((used * 10_000) / amount) / 100;
@@ -108,9 +117,15 @@ describe("GET /v1/customers/{id}/limits", () => {
   it("lists the customer's rate and concurrency limits too; 404 for an unknown customer", async () => {
     const { t } = await freshServer();
     await putCustomer(t, "acme");
-    await put(t, "/v1/rate-limits/rpm", { customer: "acme", scope: "customer", limit: 10, window_seconds: 60 });
+    await put(t, "/v1/rate-limits/rpm", {
+      customer: "acme",
+      scope: "customer",
+      limit: 10,
+      window_seconds: 60,
+    });
     await put(t, "/v1/concurrency-limits/par", { customer: "acme", scope: "customer", max: 4 });
-    for (let i = 0; i < 3; i++) expect((await check(t, { customer: "acme" }, { ttl_seconds: 60 })).allowed).toBe(true);
+    for (let i = 0; i < 3; i++)
+      expect((await check(t, { customer: "acme" }, { ttl_seconds: 60 })).allowed).toBe(true);
     const all = await customerLimits(t, "acme");
     expect(all.find((l) => l.id === "rpm")).toMatchObject({ kind: "rate", limit: 10, used: 3, remaining: 7 });
     expect(all.find((l) => l.id === "par")).toMatchObject({

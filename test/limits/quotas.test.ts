@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { expectError } from "../support/server.js";
 import {
   check,
@@ -17,7 +17,7 @@ import {
   T0,
 } from "./helpers.js";
 
-afterEach(closeAll);
+afterAll(closeAll);
 
 const quota = { meter: "tokens", amount: 100, period: "month" };
 
@@ -115,7 +115,10 @@ describe("quota definitions", () => {
     // Inline plan limits are checked the same way, with the path into the plan.
     const inline = await t.api("PUT", "/v1/plans/pro", {
       name: "Pro",
-      limits: [{ id: "ok", ...quota }, { id: "bad", ...quota, meter: "nope" }],
+      limits: [
+        { id: "ok", ...quota },
+        { id: "bad", ...quota, meter: "nope" },
+      ],
     });
     expect(expectError(inline, 400, "INVALID_REQUEST").details?.field).toBe("limits[1].meter");
     expect((await t.api("GET", "/v1/plans/pro")).body.limits).toEqual([]);
@@ -131,7 +134,9 @@ describe("whom a quota applies to", () => {
     await putCustomer(t, "free");
 
     await record(t, [{ customer: "a", values: { tokens_in: 70 } }]);
-    expect(outcome(await check(t, { customer: "a", values: { tokens_in: 30 } }), "monthly").allowed).toBe(true);
+    expect(outcome(await check(t, { customer: "a", values: { tokens_in: 30 } }), "monthly").allowed).toBe(
+      true,
+    );
     const denied = await check(t, { customer: "a", values: { tokens_in: 31 } });
     expect(denied).toMatchObject({ allowed: false, code: "LIMIT_EXCEEDED" });
     // b has its own 100.
@@ -216,9 +221,17 @@ describe("filter and group_by", () => {
       { customer: "acme", values: { tokens_in: 500 } },
     ]);
     expect((await customerLimit(t, "acme", "agent")).used).toBe(80);
-    const chat = await check(t, { customer: "acme", values: { tokens_in: 1000 }, dimensions: { feature: "chat" } });
+    const chat = await check(t, {
+      customer: "acme",
+      values: { tokens_in: 1000 },
+      dimensions: { feature: "chat" },
+    });
     expect(chat).toMatchObject({ allowed: true, limits: [] });
-    const agent = await check(t, { customer: "acme", values: { tokens_in: 21 }, dimensions: { feature: "agent" } });
+    const agent = await check(t, {
+      customer: "acme",
+      values: { tokens_in: 21 },
+      dimensions: { feature: "agent" },
+    });
     expect(agent).toMatchObject({ allowed: false, code: "LIMIT_EXCEEDED" });
     expect(outcome(agent, "agent")).toMatchObject({ allowed: false, remaining: 20 });
   });
@@ -231,7 +244,11 @@ describe("filter and group_by", () => {
       { customer: "acme", values: { tokens_in: 100 }, dimensions: { model: "gpt-4o" } },
       { customer: "acme", values: { tokens_in: 30 }, dimensions: { model: "claude" } },
     ]);
-    const gpt = await check(t, { customer: "acme", values: { tokens_in: 1 }, dimensions: { model: "gpt-4o" } });
+    const gpt = await check(t, {
+      customer: "acme",
+      values: { tokens_in: 1 },
+      dimensions: { model: "gpt-4o" },
+    });
     expect(gpt.code).toBe("LIMIT_EXCEEDED");
     expect(outcome(gpt, "per-model").group).toEqual({ model: "gpt-4o" });
     const claude = await check(t, {
@@ -241,7 +258,11 @@ describe("filter and group_by", () => {
     });
     expect(claude.allowed).toBe(true);
     expect(outcome(claude, "per-model")).toMatchObject({ group: { model: "claude" }, remaining: 0 });
-    const mini = await check(t, { customer: "acme", values: { tokens_in: 100 }, dimensions: { model: "mini" } });
+    const mini = await check(t, {
+      customer: "acme",
+      values: { tokens_in: 100 },
+      dimensions: { model: "mini" },
+    });
     expect(mini.allowed).toBe(true);
 
     const rows = (await customerLimits(t, "acme")).filter((l) => l.id === "per-model");
@@ -308,7 +329,10 @@ describe("periods", () => {
 
     clock.set(Date.UTC(2027, 11, 31, 12));
     await record(t, [{ customer: "acme", values: { tokens_in: 100 } }]);
-    expect(await customerLimit(t, "acme", "cap")).toMatchObject({ used: 100, reset_at: "2028-01-01T00:00:00Z" });
+    expect(await customerLimit(t, "acme", "cap")).toMatchObject({
+      used: 100,
+      reset_at: "2028-01-01T00:00:00Z",
+    });
     clock.set(Date.UTC(2028, 0, 1));
     expect((await customerLimit(t, "acme", "cap")).used).toBe(0);
   });
@@ -477,6 +501,30 @@ describe("enforcement", () => {
     });
     expect(again.body).toEqual({ accepted: 0, duplicates: 1 });
     expect((await customerLimit(t, "acme", "cap")).used).toBe(100);
+  });
+
+  it("a redefined meter is counted by its new definition, like a meter query", async () => {
+    const { t } = await freshServer();
+    await putCustomer(t, "acme");
+    await put(t, "/v1/limits/cap", { customer: "acme", ...quota, amount: 1000 });
+    await record(t, [{ customer: "acme", values: { tokens_in: 100, tokens_out: 50 } }]);
+    expect((await customerLimit(t, "acme", "cap")).used).toBe(150);
+    await put(t, "/v1/meters/tokens", {
+      event_type: "llm.completion",
+      aggregation: "sum",
+      value: "tokens_in",
+    });
+    const q = await t.api("GET", "/v1/meters/tokens/query?customer=acme");
+    expect(q.body.data[0].value).toBe(100);
+    expect((await customerLimit(t, "acme", "cap")).used).toBe(100);
+    await record(t, [{ customer: "acme", values: { tokens_in: 10, tokens_out: 500 } }]);
+    expect((await customerLimit(t, "acme", "cap")).used).toBe(110);
+    expect(
+      outcome(await check(t, { customer: "acme", values: { tokens_in: 1, tokens_out: 5000 } }), "cap"),
+    ).toMatchObject({
+      allowed: true,
+      remaining: 889,
+    });
   });
 
   it("two limits over the same counter (a hard cap and a soft warning) count each event and hold once", async () => {

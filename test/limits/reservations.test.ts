@@ -1,8 +1,8 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { call, expectError } from "../support/server.js";
 import { check, closeAll, customerLimit, freshServer, iso, put, putCustomer, T0 } from "./helpers.js";
 
-afterEach(closeAll);
+afterAll(closeAll);
 
 async function setup() {
   const env = await freshServer();
@@ -20,9 +20,13 @@ const meterValue = async (t: Awaited<ReturnType<typeof setup>>["t"]) => {
 describe("commit", () => {
   it("records the actual event, releases the hold and reconciles the estimate", async () => {
     const { t } = await setup();
-    const r = await check(t, { customer: "acme", values: { tokens_in: 500 }, dimensions: { model: "m1" } }, {
-      ttl_seconds: 60,
-    });
+    const r = await check(
+      t,
+      { customer: "acme", values: { tokens_in: 500 }, dimensions: { model: "m1" } },
+      {
+        ttl_seconds: 60,
+      },
+    );
     const id = r.reservation!.id;
     expect(r.reservation!.expires_at).toBe(iso(T0 + 60_000));
     const got = await t.api("GET", `/v1/reservations/${id}`);
@@ -59,13 +63,19 @@ describe("commit", () => {
   it("an actual above the estimate is recorded in full", async () => {
     const { t } = await setup();
     const r = await check(t, { customer: "acme", values: { tokens_in: 100 } }, { ttl_seconds: 60 });
-    await t.api("POST", `/v1/reservations/${r.reservation!.id}/commit`, { event: { values: { tokens_in: 700 } } });
+    await t.api("POST", `/v1/reservations/${r.reservation!.id}/commit`, {
+      event: { values: { tokens_in: 700 } },
+    });
     expect(await customerLimit(t, "acme", "cap")).toMatchObject({ used: 700, reserved: 0, remaining: 300 });
   });
 
   it("without an event, commit records the estimate", async () => {
     const { t } = await setup();
-    const r = await check(t, { customer: "acme", values: { tokens_in: 250, tokens_out: 50 } }, { ttl_seconds: 60 });
+    const r = await check(
+      t,
+      { customer: "acme", values: { tokens_in: 250, tokens_out: 50 } },
+      { ttl_seconds: 60 },
+    );
     const commit = await t.api("POST", `/v1/reservations/${r.reservation!.id}/commit`, {});
     expect(commit.status).toBe(200);
     expect(await meterValue(t)).toBe(300);
@@ -156,13 +166,23 @@ describe("conflicts and unknown ids", () => {
     const { t } = await setup();
     const released = await check(t, { customer: "acme", values: { tokens_in: 10 } }, { ttl_seconds: 60 });
     await t.api("POST", `/v1/reservations/${released.reservation!.id}/release`);
-    expectError(await t.api("POST", `/v1/reservations/${released.reservation!.id}/commit`, {}), 409, "CONFLICT");
+    expectError(
+      await t.api("POST", `/v1/reservations/${released.reservation!.id}/commit`, {}),
+      409,
+      "CONFLICT",
+    );
     expect(await meterValue(t)).toBe(0);
 
     const committed = await check(t, { customer: "acme", values: { tokens_in: 20 } }, { ttl_seconds: 60 });
     await t.api("POST", `/v1/reservations/${committed.reservation!.id}/commit`, {});
-    expectError(await t.api("POST", `/v1/reservations/${committed.reservation!.id}/release`), 409, "CONFLICT");
-    expect((await t.api("GET", `/v1/reservations/${committed.reservation!.id}`)).body.state).toBe("committed");
+    expectError(
+      await t.api("POST", `/v1/reservations/${committed.reservation!.id}/release`),
+      409,
+      "CONFLICT",
+    );
+    expect((await t.api("GET", `/v1/reservations/${committed.reservation!.id}`)).body.state).toBe(
+      "committed",
+    );
     expect(await customerLimit(t, "acme", "cap")).toMatchObject({ used: 20, reserved: 0 });
   });
 
@@ -180,7 +200,8 @@ describe("conflicts and unknown ids", () => {
     expect(otherKey).toBeTruthy();
     const r = await check(t, { customer: "acme", values: { tokens_in: 40 } }, { ttl_seconds: 60 });
     const id = r.reservation!.id;
-    const other = (method: string, path: string, body?: unknown) => call(t.url, method, path, body, { key: otherKey });
+    const other = (method: string, path: string, body?: unknown) =>
+      call(t.url, method, path, body, { key: otherKey });
     expectError(await other("POST", `/v1/reservations/${id}/commit`, {}), 404, "NOT_FOUND");
     expectError(await other("POST", `/v1/reservations/${id}/release`), 404, "NOT_FOUND");
     expectError(await other("GET", `/v1/reservations/${id}`), 404, "NOT_FOUND");
@@ -204,7 +225,10 @@ describe("conflicts and unknown ids", () => {
     });
     expect(r.status).toBe(200);
     expect((await svc("POST", `/v1/reservations/${r.body.reservation.id}/commit`, {})).status).toBe(200);
-    const r2 = await svc("POST", "/v1/check", { event: { type: "llm.completion", customer: "acme" }, reserve: {} });
+    const r2 = await svc("POST", "/v1/check", {
+      event: { type: "llm.completion", customer: "acme" },
+      reserve: {},
+    });
     expect((await svc("POST", `/v1/reservations/${r2.body.reservation.id}/release`)).status).toBe(200);
     expectError(
       await svc("PUT", "/v1/limits/x", { meter: "tokens", amount: 1, period: "day" }),
@@ -223,7 +247,10 @@ describe("conflicts and unknown ids", () => {
     await bad({ event: { customer: "acme" } }, /^event\.type$/);
     await bad({ event: { type: "x", customer: "acme", values: { tokens_in: -1 } } }, /^event\.values/);
     await bad({ event: { type: "x", customer: "acme", values: { tokens_in: "1" } } }, /^event\.values/);
-    await bad({ event: { type: "x", customer: "acme" }, reserve: { ttl_seconds: 0 } }, /^reserve\.ttl_seconds$/);
+    await bad(
+      { event: { type: "x", customer: "acme" }, reserve: { ttl_seconds: 0 } },
+      /^reserve\.ttl_seconds$/,
+    );
     expect(await customerLimit(t, "acme", "cap")).toMatchObject({ used: 0, reserved: 0 });
   });
 });

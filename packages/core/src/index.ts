@@ -12,3 +12,4 @@ export * from "./ratelimit/index.js";
 export * from "./time.js";
 export type * from "./types.js";
 export * from "./pricing/index.js";
+export * from "./ledger/index.js";

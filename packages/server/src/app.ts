@@ -1,8 +1,13 @@
 import swagger from "@fastify/swagger";
 import { bounds, type Engine } from "@tollgate/core";
-import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from "fastify";
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
+  LogController,
+} from "fastify";
 import { Authenticator, installAuth } from "./auth.js";
-import { installErrorHandling } from "./errors.js";
+import { installErrorHandling, toTollgateError } from "./errors.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { ApiProtection, type ApiRateLimitOptions, DEFAULT_API_RATE_LIMIT } from "./protect.js";
 import { apiKeyRoutes } from "./routes/api-keys.js";
@@ -40,11 +45,20 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     forceCloseConnections: "idle",
+    // Ids are up to idLengthMax characters; percent-encoded UTF-8 takes up to 12 per character. Past
+    // that, and for malformed URLs, the router's own errors are answered in the API's error shape.
+    routerOptions: { maxParamLength: bounds.idLengthMax * 12 },
+    frameworkErrors: (error, _request, reply) => {
+      const te = toTollgateError(error);
+      (reply as unknown as FastifyReply).code(te.status).send(te.toBody());
+    },
     ajv: {
       // Strict bodies: no coercion ("1" is not 1), no silent stripping of unknown fields.
       customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false },
     },
   });
+  // JSON everywhere: a text/plain body is a wrong content type, not a string to validate.
+  app.removeContentTypeParser("text/plain");
   const metrics = options.metrics ?? createMetrics();
   const deps: RouteDeps = { engine: options.engine, auth: new Authenticator(options.engine), metrics };
   app.decorate("tollgate", deps);

@@ -39,6 +39,10 @@ export function toTollgateError(error: unknown): TollgateError {
   const e = error as FastifyError;
   if (e?.validation) return validationError(e);
   switch (e?.code) {
+    case "FST_ERR_BAD_URL":
+      return new TollgateError("INVALID_REQUEST", "the URL is not valid", { field: "path" });
+    case "FST_ERR_MAX_PARAM_LENGTH":
+      return new TollgateError("INVALID_REQUEST", "a path segment is too long", { field: "path" });
     case "FST_ERR_CTP_BODY_TOO_LARGE":
       return new TollgateError("PAYLOAD_TOO_LARGE", "request body is larger than 1 MiB");
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":

@@ -25,7 +25,9 @@ interface ByScope {
 
 /** A workspace's definitions compiled for lookups on the hot path. */
 export class CompiledBook {
-  private readonly effectiveCache = new Map<string, LimitSet>();
+  /** plan ("" for none) → customer → set; nested so that a lookup builds no key string. */
+  private readonly effectiveCache = new Map<string, Map<string, LimitSet>>();
+  private effectiveCached = 0;
   constructor(
     readonly meters: Map<string, MeterDef>,
     private readonly limits: ByScope,
@@ -36,8 +38,7 @@ export class CompiledBook {
    * limit of the same id overriding the plan's (per kind).
    */
   effective(customerId: string, planId: string | null): LimitSet {
-    const cacheKey = `${customerId}\u0000${planId ?? ""}`;
-    const hit = this.effectiveCache.get(cacheKey);
+    const hit = this.effectiveCache.get(planId ?? "")?.get(customerId);
     if (hit) return hit;
     const merged = new Map<string, AnyLimit>();
     for (const l of (planId && this.limits.plans.get(planId)?.values()) || [])
@@ -49,8 +50,17 @@ export class CompiledBook {
       rates: all.filter((l): l is RateLimit => l.kind === "rate"),
       concurrency: all.filter((l): l is ConcurrencyLimit => l.kind === "concurrency"),
     };
-    if (this.effectiveCache.size > 100_000) this.effectiveCache.clear();
-    this.effectiveCache.set(cacheKey, set);
+    if (this.effectiveCached > 100_000) {
+      this.effectiveCache.clear();
+      this.effectiveCached = 0;
+    }
+    let byCustomer = this.effectiveCache.get(planId ?? "");
+    if (!byCustomer) {
+      byCustomer = new Map();
+      this.effectiveCache.set(planId ?? "", byCustomer);
+    }
+    byCustomer.set(customerId, set);
+    this.effectiveCached++;
     return set;
   }
 }

@@ -65,7 +65,9 @@ export class Engine {
   private readonly isValidTimeZone: (zone: string) => boolean;
   readonly book: LimitBook;
   readonly limiter: Limiter;
-  private readonly customerCache = new Map<string, CustomerContext>();
+  /** workspace → customer id → context; nested so that a lookup builds no key string. */
+  private readonly customerCache = new Map<string, Map<string, CustomerContext>>();
+  private customerCached = 0;
 
   constructor(deps: EngineDeps) {
     this.store = deps.store;
@@ -185,7 +187,7 @@ export class Engine {
       body,
       this.clock.now(),
     );
-    this.customerCache.delete(`${workspaceId}\u0000${id}`);
+    if (this.customerCache.get(workspaceId)?.delete(id)) this.customerCached--;
     return { customer: toEntity<Customer, CustomerBody>(record), created };
   }
 
@@ -488,8 +490,7 @@ export class Engine {
 
   /** The customer's plan, zone and anchor; a customer never PUT has no plan and lives in UTC. */
   async customerContext(workspaceId: string, id: string): Promise<CustomerContext> {
-    const key = `${workspaceId}\u0000${id}`;
-    const hit = this.customerCache.get(key);
+    const hit = this.customerCache.get(workspaceId)?.get(id);
     if (hit) return hit;
     const r = await this.store.getRecord<CustomerBody>(workspaceId, "customer", id);
     const ctx: CustomerContext = {
@@ -498,8 +499,17 @@ export class Engine {
       timezone: r?.body.timezone ?? "UTC",
       billingAnchor: r?.body.billingAnchor ?? null,
     };
-    if (this.customerCache.size > 100_000) this.customerCache.clear();
-    this.customerCache.set(key, ctx);
+    if (this.customerCached > 100_000) {
+      this.customerCache.clear();
+      this.customerCached = 0;
+    }
+    let inWorkspace = this.customerCache.get(workspaceId);
+    if (!inWorkspace) {
+      inWorkspace = new Map();
+      this.customerCache.set(workspaceId, inWorkspace);
+    }
+    if (!inWorkspace.has(id)) this.customerCached++;
+    inWorkspace.set(id, ctx);
     return ctx;
   }
 
@@ -523,7 +533,7 @@ export class Engine {
     }
     // A cached customer is used without awaiting (an await costs more than the rest of a check).
     const customer =
-      this.customerCache.get(`${workspaceId}\u0000${event.customer}`) ??
+      this.customerCache.get(workspaceId)?.get(event.customer) ??
       (await this.customerContext(workspaceId, event.customer));
     const reserve = input.reserve
       ? { ttlMs: (input.reserve.ttl_seconds ?? DEFAULT_RESERVATION_TTL_S) * 1000 }
@@ -696,10 +706,14 @@ export function encodeCursor(id: string): string {
 }
 
 export function decodeCursor(cursor: string): string {
+  let id: string;
   try {
     const bin = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
-    return new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+    id = new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
   } catch {
     throw invalid("cursor is not valid", { field: "cursor" });
   }
+  // Only cursors this server made: atob also takes whitespace, padding and stray bits.
+  if (encodeCursor(id) !== cursor) throw invalid("cursor is not valid", { field: "cursor" });
+  return id;
 }

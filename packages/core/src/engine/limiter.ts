@@ -88,6 +88,17 @@ interface QuotaItem {
 }
 
 const ROLLING_BUCKETS = 60;
+const FAMILY_MEMOS_PER_CUSTOMER = 16;
+
+interface FamilyMemo {
+  limit: QuotaLimit;
+  meter: MeterDef;
+  workspaceId: string;
+  /** The key holds for at in [from, until). */
+  from: number;
+  until: number;
+  key: string;
+}
 const FAMILIES_MAX = 200_000;
 
 /**
@@ -112,6 +123,16 @@ export class Limiter {
   private readonly active = new Map<string, { workspaceId: string; record: ReservationRecord }>();
   private readonly expiry = new MinHeap<{ at: number; id: string }>((a, b) => a.at - b.at);
   private readonly committing = new Map<string, Promise<unknown>>();
+  /** Per customer context: the family key of each quota, for the window it stays valid (familyKey). */
+  private readonly familyMemo = new WeakMap<CustomerContext, FamilyMemo[]>();
+  /**
+   * Per rate limit (the book's objects, replaced whenever definitions change): its state table and the
+   * constant prefix of its keys, so that a check neither serializes the config nor rebuilds the prefix.
+   */
+  private readonly rateMemo = new WeakMap<
+    RateLimit,
+    { workspaceId: string; table: RateLimitTable; prefix: string }
+  >();
 
   constructor(
     private readonly store: Store,
@@ -145,14 +166,14 @@ export class Limiter {
     for (const limit of set.quotas) {
       const meter = book.meters.get(limit.meter);
       if (!meter || !this.quotaApplies(limit, meter, event)) continue;
-      const familyKey = this.familyKey(workspaceId, limit, customer, now);
+      const familyKey = this.familyKey(workspaceId, limit, meter, customer, now);
       const group = groupOf(limit, event.dimensions);
       quotas.push({
         limit,
         meter,
         familyKey,
         group,
-        groupKey: canonicalJson(group),
+        groupKey: limit.groupBy.length === 0 ? "{}" : canonicalJson(group),
         cost: meterValue(meter, event as UsageEvent),
       });
     }
@@ -161,14 +182,20 @@ export class Limiter {
         quotas.map((q) => this.loadFamily(workspaceId, q.limit, q.meter, q.familyKey, customer, now)),
       );
     }
-    const rates = set.rates
-      .filter((r) => r.eventType === null || r.eventType === event.type)
-      .map((r) => ({
+    const rates: { limit: RateLimit; table: RateLimitTable; key: string; cost: number }[] = [];
+    for (const r of set.rates) {
+      if (r.eventType !== null && r.eventType !== event.type) continue;
+      const subject = subjectOf(r, customer.id, event);
+      if (subject === undefined) continue;
+      const memo = this.rateMemoOf(workspaceId, r);
+      // The string subjectKey() gives, as one concatenation of a flat prefix and the subject.
+      rates.push({
         limit: r,
-        key: subjectKey(workspaceId, "rate", r, customer.id, event),
+        table: memo.table,
+        key: memo.prefix + subject,
         cost: r.value ? (event.values[r.value] ?? 0) : 1,
-      }))
-      .filter((r): r is { limit: RateLimit; key: string; cost: number } => r.key !== null);
+      });
+    }
     const slots = set.concurrency
       .filter((c) => c.eventType === null || c.eventType === event.type)
       .map((c) => ({ limit: c, key: subjectKey(workspaceId, "cc", c, customer.id, event) }))
@@ -177,17 +204,15 @@ export class Limiter {
     // ---- the atomic step: evaluate everything, then apply only if every hard limit allows -------
     const t = this.clock.now();
     const outcomes: LimitOutcome[] = [];
+    // The first denial's code. (No closure to set it: under tsx, whose keepNames wraps every named
+    // closure in a defineProperty call, a closure made per check is expensive.)
     let code: ErrorCode | undefined;
-    const deny = (c: ErrorCode) => {
-      code ??= c;
-    };
 
-    const rateResults = rates.map(({ limit, key, cost }) => {
-      const table = this.rateTable(rateConfig(limit));
+    const rateResults = rates.map(({ limit, table, key, cost }) => {
       const result = evaluateRate(table.config, table.get(key), { cost }, t);
       const d = result.decision;
       const allowed = d.allowed || limit.enforcement !== "hard";
-      if (!allowed) deny("RATE_LIMIT_EXCEEDED");
+      if (!allowed) code ??= "RATE_LIMIT_EXCEEDED";
       outcomes.push({
         id: limit.id,
         kind: "rate",
@@ -206,7 +231,7 @@ export class Limiter {
       const inUse = this.leases.get(key)?.size ?? 0;
       const exceeded = inUse >= limit.max;
       const allowed = !exceeded || limit.enforcement !== "hard";
-      if (!allowed) deny("CONCURRENCY_LIMIT_EXCEEDED");
+      if (!allowed) code ??= "CONCURRENCY_LIMIT_EXCEEDED";
       outcomes.push({
         id: limit.id,
         kind: "concurrency",
@@ -224,9 +249,9 @@ export class Limiter {
     for (const q of quotas) {
       const family = this.families.get(q.familyKey)!;
       const used = usedOf(family, q.groupKey, t);
-      const heldNow = this.held.get(holdKey(q.familyKey, q.groupKey)) ?? 0;
+      const heldNow = this.held.size === 0 ? 0 : (this.held.get(holdKey(q.familyKey, q.groupKey)) ?? 0);
       const d = decideQuota({ amount: q.limit.amount, used, held: heldNow }, q.cost, q.limit.enforcement);
-      if (!d.allowed) deny("LIMIT_EXCEEDED");
+      if (!d.allowed) code ??= "LIMIT_EXCEEDED";
       const resetAt = family.kind === "calendar" ? family.end : t + family.windowMs;
       outcomes.push({
         id: q.limit.id,
@@ -363,7 +388,7 @@ export class Limiter {
         for (const limit of book.effective(customer.id, customer.plan).quotas) {
           const meter = book.meters.get(limit.meter);
           if (!meter || !this.quotaApplies(limit, meter, e)) continue;
-          const familyKey = this.familyKey(workspaceId, limit, customer, e.timestamp);
+          const familyKey = this.familyKey(workspaceId, limit, meter, customer, e.timestamp);
           if (counted.has(familyKey)) continue;
           counted.add(familyKey);
           const family = this.families.get(familyKey);
@@ -389,7 +414,7 @@ export class Limiter {
   > {
     const now = this.clock.now();
     this.expireDue(now);
-    const familyKey = this.familyKey(workspaceId, limit, customer, now);
+    const familyKey = this.familyKey(workspaceId, limit, meter, customer, now);
     await this.loadFamily(workspaceId, limit, meter, familyKey, customer, now);
     const family = this.families.get(familyKey)!;
     const groups = new Set<string>(family.groups.keys());
@@ -448,6 +473,20 @@ export class Limiter {
 
   // ---- internals ---------------------------------------------------------------------------------
 
+  private rateMemoOf(workspaceId: string, limit: RateLimit) {
+    let memo = this.rateMemo.get(limit);
+    if (memo === undefined || memo.workspaceId !== workspaceId) {
+      memo = {
+        workspaceId,
+        table: this.rateTable(rateConfig(limit)),
+        // Flattened once (a template literal gives a rope): every key is then prefix + subject.
+        prefix: flat(keyPrefix(workspaceId, "rate", limit)),
+      };
+      this.rateMemo.set(limit, memo);
+    }
+    return memo;
+  }
+
   private rateTable(config: ReturnType<typeof rateConfig>): RateLimitTable {
     const key = canonicalJson(config);
     let table = this.rateTables.get(key);
@@ -505,14 +544,48 @@ export class Limiter {
     return true;
   }
 
-  private familyKey(workspaceId: string, limit: QuotaLimit, customer: CustomerContext, at: number): string {
+  private familyKey(
+    workspaceId: string,
+    limit: QuotaLimit,
+    meter: MeterDef,
+    customer: CustomerContext,
+    at: number,
+  ): string {
+    // Memoized per customer context and limit while `at` stays in the window: a check then reuses
+    // one string (whose hash V8 keeps) instead of serializing the identity, computing the window
+    // and hashing a fresh concatenation for every Map lookup.
+    let memos = this.familyMemo.get(customer);
+    if (memos !== undefined) {
+      for (const m of memos) {
+        if (m.limit !== limit) continue;
+        if (m.meter === meter && m.workspaceId === workspaceId && m.from <= at && at < m.until) return m.key;
+        break;
+      }
+    } else {
+      memos = [];
+      this.familyMemo.set(customer, memos);
+    }
     const subject = limit.scope.kind === "workspace" ? "*" : customer.id;
-    const identity = canonicalJson([limit.meter, limit.filter, limit.groupBy, limit.period]);
-    if (typeof limit.period === "object") return `${workspaceId}\u0001${identity}\u0001${subject}\u0001r`;
-    const zone = limit.scope.kind === "workspace" ? "UTC" : customer.timezone;
-    const anchor = limit.scope.kind === "workspace" ? null : customer.billingAnchor;
-    const w = periodWindow(limit.period, at, { timezone: zone, billingAnchor: anchor });
-    return `${workspaceId}\u0001${identity}\u0001${subject}\u0001${w.start}\u0001${w.end ?? ""}`;
+    // The meter's definition is part of the identity: redefining a meter starts counters that count
+    // by the new definition (reloaded from the raw events) instead of adding to the old ones.
+    const identity = canonicalJson([meterIdentity(meter), limit.filter, limit.groupBy, limit.period]);
+    let memo: FamilyMemo;
+    if (typeof limit.period === "object") {
+      const key = `${workspaceId}\u0001${identity}\u0001${subject}\u0001r`;
+      memo = { limit, meter, workspaceId, from: -Infinity, until: Infinity, key };
+    } else {
+      const zone = limit.scope.kind === "workspace" ? "UTC" : customer.timezone;
+      const anchor = limit.scope.kind === "workspace" ? null : customer.billingAnchor;
+      const w = periodWindow(limit.period, at, { timezone: zone, billingAnchor: anchor });
+      const key = `${workspaceId}\u0001${identity}\u0001${subject}\u0001${w.start}\u0001${w.end ?? ""}`;
+      // Calendar windows are half-open [start, end); all_time has no end.
+      memo = { limit, meter, workspaceId, from: w.start, until: w.end ?? Infinity, key };
+    }
+    const i = memos.findIndex((m) => m.limit === limit);
+    if (i >= 0) memos[i] = memo;
+    else if (memos.length < FAMILY_MEMOS_PER_CUSTOMER) memos.push(memo);
+    else memos.splice(0, memos.length, memo); // limits of older books linger: start over
+    return memo.key;
   }
 
   private async loadFamily(
@@ -593,6 +666,19 @@ function rateConfig(limit: RateLimit): RateLimitConfig {
   };
 }
 
+function subjectOf(
+  limit: { subject: RateScope },
+  customerId: string,
+  event: Pick<CheckEvent, "dimensions">,
+): string | undefined {
+  return limit.subject === "key" ? event.dimensions.key : limit.subject === "customer" ? customerId : "*";
+}
+
+/** The same characters as a flat (sequential) string rather than a concatenation rope. */
+function flat(s: string): string {
+  return JSON.parse(JSON.stringify(s)) as string;
+}
+
 function subjectKey(
   workspaceId: string,
   prefix: string,
@@ -600,17 +686,36 @@ function subjectKey(
   customerId: string,
   event: Pick<CheckEvent, "dimensions">,
 ): string | null {
-  const subject =
-    limit.subject === "key" ? event.dimensions.key : limit.subject === "customer" ? customerId : "*";
+  const subject = subjectOf(limit, customerId, event);
   if (subject === undefined) return null;
+  return `${keyPrefix(workspaceId, prefix, limit)}${subject}`;
+}
+
+function keyPrefix(
+  workspaceId: string,
+  prefix: string,
+  limit: { id: string; subject: RateScope; scope: QuotaLimit["scope"] },
+): string {
   const scope = limit.scope.kind === "workspace" ? "ws" : limit.scope.kind;
-  return `${workspaceId}\u0001${prefix}\u0001${scope}\u0001${limit.id}\u0001${limit.subject}\u0001${subject}`;
+  return `${workspaceId}\u0001${prefix}\u0001${scope}\u0001${limit.id}\u0001${limit.subject}\u0001`;
 }
 
 function groupOf(limit: QuotaLimit, dimensions: Record<string, string>): Record<string, string | null> {
   const g: Record<string, string | null> = {};
   for (const d of limit.groupBy) g[d] = dimensions[d] ?? null;
   return g;
+}
+
+const meterIdentities = new WeakMap<MeterDef, string>();
+
+/** What a meter counts (cached per definition object; the limit book reloads definitions on change). */
+function meterIdentity(meter: MeterDef): string {
+  let id = meterIdentities.get(meter);
+  if (id === undefined) {
+    id = canonicalJson([meter.id, meter.eventType, meter.aggregation, meter.value, meter.filter]);
+    meterIdentities.set(meter, id);
+  }
+  return id;
 }
 
 const holdKey = (familyKey: string, groupKey: string) => `${familyKey}\u0002${groupKey}`;

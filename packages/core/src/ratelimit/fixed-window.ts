@@ -41,12 +41,9 @@ export const fixedWindow: RateLimitFunction = (config, state, request, now): Rat
   const resetAt = (window + 1) * windowMs;
   const { cost } = request;
   const force = request.force === true;
-  const denied = (retryAfterMs: number): RateLimitResult => ({
-    state: [window, used],
-    decision: { allowed: false, limit, remaining: Math.max(0, limit - used), resetAt, retryAfterMs },
-  });
-  if (!force && cost > limit) return denied(RETRY_NEVER);
-  if (!force && used + cost > limit) return denied(resetAt - now);
+  // A module function rather than a closure: under tsx (keepNames) a closure made per call is costly.
+  if (!force && cost > limit) return denied(window, used, limit, resetAt, RETRY_NEVER);
+  if (!force && used + cost > limit) return denied(window, used, limit, resetAt, resetAt - now);
   const next = force ? clamp(used + clamp(cost, -saturation, saturation), 0, saturation) : used + cost;
   const allowed = next <= limit;
   return {
@@ -60,6 +57,19 @@ export const fixedWindow: RateLimitFunction = (config, state, request, now): Rat
     },
   };
 };
+
+function denied(
+  window: number,
+  used: number,
+  limit: number,
+  resetAt: number,
+  retryAfterMs: number,
+): RateLimitResult {
+  return {
+    state: [window, used],
+    decision: { allowed: false, limit, remaining: Math.max(0, limit - used), resetAt, retryAfterMs },
+  };
+}
 
 /** From this instant on the state decides exactly as a fresh key would: a table may evict it. */
 export function fixedWindowExpiresAt(config: RateLimitConfig, state: RateLimitState): number {

@@ -49,29 +49,40 @@ export const gcra: RateLimitFunction = (config, state, request, now): RateLimitR
   }
   const { cost } = request;
   const force = request.force === true;
-  const decide = (next: number, allowed: boolean, retryAfterMs: number): RateLimitResult => {
-    const tatMs = now + floorDiv(next, limit);
-    return {
-      state: [tatMs, next - (tatMs - now) * limit],
-      decision: {
-        allowed,
-        limit: capacity,
-        remaining: next < tolerance ? floorDiv(tolerance - next, windowMs) : 0,
-        resetAt: now + ceilDiv(next, limit),
-        retryAfterMs,
-      },
-    };
-  };
-  if (!force && cost > capacity) return decide(backlog, false, RETRY_NEVER);
+  // A module function rather than a closure: under tsx (keepNames) a closure made per call is costly.
+  const g: GcraView = { now, limit, windowMs, capacity, tolerance };
+  if (!force && cost > capacity) return decide(g, backlog, false, RETRY_NEVER);
   const increment = force ? clamp(cost, -(capacity + limit), capacity + limit) * windowMs : cost * windowMs;
   if (!force && backlog + increment > tolerance) {
     // Earliest t with (TAT − t) × limit + increment ≤ tolerance.
-    return decide(backlog, false, ceilDiv(backlog + increment - tolerance, limit));
+    return decide(g, backlog, false, ceilDiv(backlog + increment - tolerance, limit));
   }
   const next = force ? clamp(backlog + increment, 0, horizon) : backlog + increment;
   const allowed = next <= tolerance;
-  return decide(next, allowed, allowed ? 0 : ceilDiv(next - tolerance, limit));
+  return decide(g, next, allowed, allowed ? 0 : ceilDiv(next - tolerance, limit));
 };
+
+interface GcraView {
+  now: number;
+  limit: number;
+  windowMs: number;
+  capacity: number;
+  tolerance: number;
+}
+
+function decide(g: GcraView, next: number, allowed: boolean, retryAfterMs: number): RateLimitResult {
+  const tatMs = g.now + floorDiv(next, g.limit);
+  return {
+    state: [tatMs, next - (tatMs - g.now) * g.limit],
+    decision: {
+      allowed,
+      limit: g.capacity,
+      remaining: next < g.tolerance ? floorDiv(g.tolerance - next, g.windowMs) : 0,
+      resetAt: g.now + ceilDiv(next, g.limit),
+      retryAfterMs,
+    },
+  };
+}
 
 /** From this instant on the state decides exactly as a fresh key would: TAT has passed. */
 export function gcraExpiresAt(_config: RateLimitConfig, state: RateLimitState): number {

@@ -72,7 +72,8 @@ export function assertInput(request: RateLimitRequest, now: number): void {
 }
 
 export function assertStateLength(state: ArrayLike<number>, size: number): void {
-  assert(state.length === size, `rate-limit state must have ${size} entries, got ${state.length}`);
+  // The message is built only on failure: this runs on every evaluation.
+  if (state.length !== size) assert(false, `rate-limit state must have ${size} entries, got ${state.length}`);
 }
 
 /**

@@ -83,7 +83,7 @@ export class RateLimitTable {
   }
 
   set(key: string, state: RateLimitState): void {
-    assert(state.length === this.stateSize, `state must have ${this.stateSize} entries`);
+    if (state.length !== this.stateSize) assert(false, `state must have ${this.stateSize} entries`);
     let slot = this.slots.get(key);
     if (slot === undefined) {
       slot = this.allocate();

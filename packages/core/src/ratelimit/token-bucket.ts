@@ -57,25 +57,38 @@ export function bucket(
 
   const { cost } = request;
   const force = request.force === true;
-  const decide = (next: number, allowed: boolean, retryAfterMs: number): RateLimitResult => ({
-    state: [next, at],
-    decision: {
-      allowed,
-      limit: capacity,
-      remaining: next > 0 ? floorDiv(next, windowMs) : 0,
-      resetAt: at + ceilDiv(full - next, limit),
-      retryAfterMs,
-    },
-  });
-  if (!force && cost > capacity) return decide(available, false, RETRY_NEVER);
+  // A module function rather than a closure: under tsx (keepNames) a closure made per call is costly.
+  const b: BucketView = { limit, windowMs, capacity, full, at };
+  if (!force && cost > capacity) return decideBucket(b, available, false, RETRY_NEVER);
   // A forced cost beyond capacity + limit saturates anyway; clamping first keeps the product exact.
   const taken = force ? clamp(cost, -(capacity + limit), capacity + limit) * windowMs : cost * windowMs;
   if (!force && available < taken) {
-    return decide(available, false, at + ceilDiv(taken - available, limit) - now);
+    return decideBucket(b, available, false, at + ceilDiv(taken - available, limit) - now);
   }
   const next = force ? clamp(available - taken, -debtMax, full) : available - taken;
   const allowed = next >= 0;
-  return decide(next, allowed, allowed ? 0 : at + ceilDiv(-next, limit) - now);
+  return decideBucket(b, next, allowed, allowed ? 0 : at + ceilDiv(-next, limit) - now);
+}
+
+interface BucketView {
+  limit: number;
+  windowMs: number;
+  capacity: number;
+  full: number;
+  at: number;
+}
+
+function decideBucket(b: BucketView, next: number, allowed: boolean, retryAfterMs: number): RateLimitResult {
+  return {
+    state: [next, b.at],
+    decision: {
+      allowed,
+      limit: b.capacity,
+      remaining: next > 0 ? floorDiv(next, b.windowMs) : 0,
+      resetAt: b.at + ceilDiv(b.full - next, b.limit),
+      retryAfterMs,
+    },
+  };
 }
 
 /** From this instant on the state decides exactly as a fresh key would (the bucket is full again). */

@@ -292,7 +292,20 @@ describe("tollgate serve as a process", () => {
     >;
     const ids = (section: "meters" | "plans" | "customers") =>
       Object.keys(file[section]).map((id) => `${section}/${id}`);
-    const all = [...ids("meters"), ...ids("plans"), ...ids("customers")];
+    // Limits come as lists (one id per scope), applied after the maps.
+    const lists = parseYaml(readFileSync(EXAMPLE_CONFIG, "utf8")) as Record<
+      "limits" | "rate_limits",
+      ({ id: string; customer?: string; plan?: string } & Record<string, unknown>)[]
+    >;
+    const listIds = (section: "limits" | "rate_limits") => lists[section].map((l) => `${section}/${l.id}`);
+    expect(listIds("limits").length).toBeGreaterThan(0);
+    const all = [
+      ...ids("meters"),
+      ...ids("plans"),
+      ...ids("customers"),
+      ...listIds("limits"),
+      ...listIds("rate_limits"),
+    ];
     expect(ids("meters")).toEqual([
       "meters/tokens_in",
       "meters/tokens_out",
@@ -309,6 +322,17 @@ describe("tollgate serve as a process", () => {
     expect(first.stdout.trim().split("\n")).toEqual(all.map((id) => `created ${id}`));
     const afterFirst = await definitions(server, file);
     expectMatchesFile(afterFirst, file);
+    // Each listed limit exists in its scope with the file's fields.
+    for (const [section, route] of [
+      ["limits", "limits"],
+      ["rate_limits", "rate-limits"],
+    ] as const) {
+      for (const { id, ...body } of lists[section]) {
+        const owner = body.customer ? `?customer=${body.customer}` : body.plan ? `?plan=${body.plan}` : "";
+        const got = expect2xx(await api(server, "GET", `/v1/${route}/${id}${owner}`), 200);
+        expect(got, `${section}/${id}`).toMatchObject({ id, ...body });
+      }
+    }
 
     const second = await apply();
     expect(second.code, second.stderr).toBe(0);

@@ -83,7 +83,9 @@ describe("API protection", () => {
     expect(err.details).toMatchObject({ limit: LIMIT, remaining: 0, retry_after: retryAfter });
     const resetAt = Date.parse(String(err.details?.reset_at));
     expect(resetAt).toBeGreaterThan(sentAt);
-    expect(resetAt).toBeLessThanOrEqual(Date.now() + LIMIT * REFILL_S * 1000);
+    // Whole seconds, like X-RateLimit-Reset: at most one second past the exact instant.
+    expect(resetAt % 1000).toBe(0);
+    expect(resetAt).toBeLessThanOrEqual(Date.now() + LIMIT * REFILL_S * 1000 + 1000);
 
     // Another key has its own allowance.
     const svc = await call(t.url, "GET", "/v1/customers", undefined, { key: svcKey });

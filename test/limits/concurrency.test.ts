@@ -55,6 +55,37 @@ describe("concurrency limits", () => {
     );
   });
 
+  it("a slot frees itself at lease_ttl_seconds even while its reservation (and quota hold) lives on", async () => {
+    const { t, clock } = await freshServer();
+    await putCustomer(t, "acme");
+    await put(t, "/v1/meters/tok", { event_type: "llm.completion", aggregation: "sum", value: "tokens" });
+    await put(t, "/v1/limits/cap", { customer: "acme", meter: "tok", amount: 1000, period: "month" });
+    await put(t, "/v1/concurrency-limits/par", {
+      customer: "acme",
+      scope: "customer",
+      max: 1,
+      lease_ttl_seconds: 30,
+    });
+    const a = await check(t, { customer: "acme", values: { tokens: 100 } }, { ttl_seconds: 600 });
+    expect(a.allowed).toBe(true);
+    const full = await check(t, { customer: "acme", values: { tokens: 100 } }, { ttl_seconds: 600 });
+    expect(full.code).toBe("CONCURRENCY_LIMIT_EXCEEDED");
+    expect(outcome(full, "par").retry_after).toBe(30);
+
+    clock.advance(29_999);
+    expect((await check(t, { customer: "acme" }, { ttl_seconds: 600 })).code).toBe(
+      "CONCURRENCY_LIMIT_EXCEEDED",
+    );
+    clock.advance(1);
+    // The lease is over: the slot is free, but a's quota hold still stands until its own TTL.
+    const b = await check(t, { customer: "acme", values: { tokens: 100 } }, { ttl_seconds: 600 });
+    expect(b.allowed).toBe(true);
+    expect(outcome(b, "cap")).toMatchObject({ reserved: 100, remaining: 800 });
+    // Committing a after its lease ended still records its usage.
+    expect((await t.api("POST", `/v1/reservations/${a.reservation!.id}/commit`, {})).status).toBe(200);
+    expect(await customerLimit(t, "acme", "cap")).toMatchObject({ used: 100, reserved: 100 });
+  });
+
   it("a slot and its quota hold come back when the TTL passes, with no request but the next check", async () => {
     const { t, clock } = await freshServer();
     await putCustomer(t, "acme");

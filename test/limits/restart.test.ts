@@ -49,7 +49,7 @@ describe("restart", () => {
     await put(t, "/v1/plans/pro", {
       name: "Pro",
       limits: [{ id: "monthly", meter: "tokens", amount: 10_000, period: "month" }],
-      concurrency_limits: [{ id: "parallel", scope: "customer", max: 3 }],
+      concurrency_limits: [{ id: "parallel", scope: "customer", max: 3, lease_ttl_seconds: 3600 }],
     });
     await putCustomer(t, "acme", { plan: "pro" });
     await put(t, "/v1/limits/per-model", {

@@ -1,4 +1,4 @@
-import { evaluate, type RateLimitConfig, RateLimitTable, TollgateError } from "@tollgate/core";
+import { evaluate, formatInstant, type RateLimitConfig, RateLimitTable, TollgateError } from "@tollgate/core";
 import type { FastifyReply } from "fastify";
 
 export interface ApiRateLimitOptions {
@@ -52,7 +52,7 @@ export class ApiProtection {
     throw new TollgateError("RATE_LIMIT_EXCEEDED", "API rate limit exceeded", {
       limit: this.options.limit,
       remaining: 0,
-      reset_at: new Date(decision.resetAt).toISOString(),
+      reset_at: formatInstant(Math.ceil(decision.resetAt / 1000) * 1000),
       retry_after: retryAfter,
     });
   }

@@ -116,8 +116,8 @@ export class Limiter {
   private readonly loading = new Map<string, Promise<void>>();
   /** hold key (family + group) → amount held by active reservations */
   private readonly held = new Map<string, number>();
-  /** lease key → reservation ids holding a slot */
-  private readonly leases = new Map<string, Set<string>>();
+  /** lease key → reservation id → when its slot frees itself */
+  private readonly leases = new Map<string, Map<string, number>>();
   /** One state table per rate-limit configuration (a state only means something under its config). */
   private readonly rateTables = new Map<string, RateLimitTable>();
   private readonly active = new Map<string, { workspaceId: string; record: ReservationRecord }>();
@@ -228,7 +228,7 @@ export class Limiter {
     });
 
     for (const { limit, key } of slots) {
-      const inUse = this.leases.get(key)?.size ?? 0;
+      const inUse = this.liveLeases(key, t);
       const exceeded = inUse >= limit.max;
       const allowed = !exceeded || limit.enforcement !== "hard";
       if (!allowed) code ??= "CONCURRENCY_LIMIT_EXCEEDED";
@@ -281,7 +281,7 @@ export class Limiter {
       customer: customer.id,
       event: { type: event.type, values: event.values, dimensions: event.dimensions },
       holds: distinctHolds(quotas),
-      leases: slots.map((s) => s.key),
+      leases: slots.map((s) => ({ key: s.key, expiresAt: t + Math.min(reserve.ttlMs, s.limit.leaseTtlMs) })),
       rateCharges: rates
         .filter((r) => r.limit.value !== null)
         .map((r) => ({ key: r.key, value: r.limit.value!, cost: r.cost, config: rateConfig(r.limit) })),
@@ -432,7 +432,7 @@ export class Limiter {
 
   concurrencyInUse(workspaceId: string, limit: ConcurrencyLimit, customerId: string): number {
     const key = subjectKey(workspaceId, "cc", limit, customerId, { dimensions: {} } as CheckEvent);
-    return key ? (this.leases.get(key)?.size ?? 0) : 0;
+    return key ? this.liveLeases(key, this.clock.now()) : 0;
   }
 
   rateState(workspaceId: string, limit: RateLimit, customerId: string) {
@@ -501,12 +501,12 @@ export class Limiter {
     this.active.set(r.id, { workspaceId, record: r });
     for (const h of r.holds) this.held.set(h.key, (this.held.get(h.key) ?? 0) + h.amount);
     for (const l of r.leases) {
-      let set = this.leases.get(l);
-      if (!set) {
-        set = new Set();
-        this.leases.set(l, set);
+      let slots = this.leases.get(l.key);
+      if (!slots) {
+        slots = new Map();
+        this.leases.set(l.key, slots);
       }
-      set.add(r.id);
+      slots.set(r.id, Math.min(l.expiresAt, r.expiresAt));
     }
     this.expiry.push({ at: r.expiresAt, id: r.id });
   }
@@ -519,18 +519,24 @@ export class Limiter {
       else this.held.delete(h.key);
     }
     for (const l of r.leases) {
-      const set = this.leases.get(l);
-      set?.delete(r.id);
-      if (set?.size === 0) this.leases.delete(l);
+      const slots = this.leases.get(l.key);
+      slots?.delete(r.id);
+      if (slots?.size === 0) this.leases.delete(l.key);
     }
+  }
+
+  /** Slots in use at `now`: a lease past its lease_ttl frees its slot even while its reservation lives. */
+  private liveLeases(key: string, now: number): number {
+    const slots = this.leases.get(key);
+    if (!slots) return 0;
+    for (const [id, until] of slots) if (until <= now) slots.delete(id);
+    if (slots.size === 0) this.leases.delete(key);
+    return slots.size;
   }
 
   private earliestLeaseEnd(key: string, now: number): number | null {
     let best: number | null = null;
-    for (const id of this.leases.get(key) ?? []) {
-      const at = this.active.get(id)?.record.expiresAt;
-      if (at !== undefined && (best === null || at < best)) best = at;
-    }
+    for (const until of this.leases.get(key)?.values() ?? []) if (best === null || until < best) best = until;
     return best === null ? null : Math.max(0, best - now);
   }
 

@@ -70,8 +70,11 @@ export interface ReservationRecord {
   event: { type: string; values: Record<string, number>; dimensions: Record<string, string> };
   /** Quota holds: counter key (family and group) and amount. */
   holds: { key: string; amount: number }[];
-  /** Concurrency slots taken: lease keys. */
-  leases: string[];
+  /**
+   * Concurrency slots taken: lease key and when the slot frees itself (the earlier of the
+   * reservation's TTL and the limit's lease_ttl_seconds).
+   */
+  leases: { key: string; expiresAt: number }[];
   /** Value-based rate-limit charges at check, reconciled with the actual amount at commit. */
   rateCharges: {
     key: string;

@@ -19,7 +19,7 @@
  * phase timings on stderr.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -197,6 +197,16 @@ async function inProcess(): Promise<void> {
     const rlf = new RateLimiterMemory({ points: 6000, duration: 60 }); // same limit as rpm-per-key
     const baseline = (i: number) => rlf.consume(names[i]!);
     const baselineAllowed = () => true;
+    // For context: 3 RateLimiterMemory per call, shaped like the 3 limits (a timer per key and
+    // duration caps its window below 2^31 ms, so "monthly" is 24 days here).
+    const perCustomerTokens = new RateLimiterMemory({ points: 10_000_000, duration: 60 });
+    const monthlyTokens = new RateLimiterMemory({ points: 1e12, duration: 24 * 86_400 });
+    const owners: string[] = inputs.map((x) => x.event.customer);
+    const baseline3 = async (i: number) => {
+      await rlf.consume(names[i]!);
+      await perCustomerTokens.consume(owners[i]!, 100);
+      return monthlyTokens.consume(owners[i]!, 100);
+    };
 
     // First pass: loads every customer's monthly usage from the store and creates every rate state.
     for (let i = 0; i < KEYS; i++) {
@@ -210,6 +220,8 @@ async function inProcess(): Promise<void> {
     let tg = await sequential(tollgate, tollgateAllowed, SECONDS);
     base = best(base, await sequential(baseline, baselineAllowed, SECONDS));
     tg = best(tg, await sequential(tollgate, tollgateAllowed, SECONDS));
+    await sequential(baseline3, baselineAllowed, 1);
+    const base3 = await sequential(baseline3, baselineAllowed, SECONDS);
     const baseC = await concurrent(baseline, baselineAllowed, SECONDS / 2, DEPTH);
     const tgC = await concurrent(tollgate, tollgateAllowed, SECONDS / 2, DEPTH);
 
@@ -231,6 +243,11 @@ async function inProcess(): Promise<void> {
       tg,
       `  (${(tg.rate / base.rate).toFixed(2)}x baseline)`,
     );
+    line(
+      "(context) 3 RateLimiterMemory per call, awaited",
+      base3,
+      `  (tollgate ${(tg.rate / base3.rate).toFixed(2)}x this)`,
+    );
     line(`baseline  same, ${DEPTH} calls in flight`, baseC);
     line(
       `tollgate  same, ${DEPTH} calls in flight`,
@@ -246,7 +263,20 @@ async function inProcess(): Promise<void> {
 
 // ---- (b) over HTTP -----------------------------------------------------------------------------
 
+/** CPU time (user + system) of a process so far, in seconds; NaN where /proc is not there. */
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+function cpuSeconds(pid: number | undefined): number {
+  const file = `/proc/${pid}/stat`;
+  if (pid === undefined || !existsSync(file)) return Number.NaN;
+  // Fields after the command name (which may hold spaces): state is 3rd, utime 14th, stime 15th.
+  const stat = readFileSync(file, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
 interface HttpRound {
+  /** Server process CPU seconds during the round. */
+  cpu: number;
   ok: number;
   non2xx: number;
   errors: number;
@@ -256,8 +286,9 @@ interface HttpRound {
 
 const bodies = Array.from({ length: KEYS }, (_, i) => JSON.stringify(checkBody(i)));
 
-async function cannon(url: string, token: string, seconds: number): Promise<HttpRound> {
+async function cannon(url: string, token: string, seconds: number, pid?: number): Promise<HttpRound> {
   let next = 0;
+  const cpu0 = cpuSeconds(pid);
   const instance = autocannon({
     url,
     connections: CONNECTIONS,
@@ -282,6 +313,7 @@ async function cannon(url: string, token: string, seconds: number): Promise<Http
   });
   const result = await instance;
   return {
+    cpu: cpuSeconds(pid) - cpu0,
     ok: result["2xx"],
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
@@ -291,6 +323,8 @@ async function cannon(url: string, token: string, seconds: number): Promise<Http
 }
 
 interface HttpFigures {
+  /** Server CPU µs per answered request. */
+  cpuPerRequest: number;
   rate: number;
   p50: number;
   p99: number;
@@ -308,6 +342,7 @@ function merge(rounds: HttpRound[]): HttpFigures {
   }
   const sum = (f: (r: HttpRound) => number) => rounds.reduce((n, r) => n + f(r), 0);
   return {
+    cpuPerRequest: (sum((r) => r.cpu) / sum((r) => r.ok)) * 1e6,
     rate: sum((r) => r.ok) / sum((r) => r.seconds),
     non2xx: sum((r) => r.non2xx),
     errors: sum((r) => r.errors),
@@ -315,7 +350,7 @@ function merge(rounds: HttpRound[]): HttpFigures {
   };
 }
 
-async function bareFastify(): Promise<{ url: string; stop(): Promise<void> }> {
+async function bareFastify(): Promise<{ url: string; pid: number | undefined; stop(): Promise<void> }> {
   const port = await freePort();
   const child = spawn(
     process.execPath,
@@ -336,6 +371,7 @@ async function bareFastify(): Promise<{ url: string; stop(): Promise<void> }> {
   }
   return {
     url,
+    pid: child.pid,
     async stop() {
       const exited = new Promise((r) => child.once("exit", r));
       child.kill("SIGTERM");
@@ -391,8 +427,8 @@ async function overHttp(): Promise<void> {
       await cannon(bare.url, "none", warm);
       await cannon(server.url, server.adminKey, warm);
       for (let r = 0; r < HTTP_ROUNDS; r++) {
-        base.push(await cannon(bare.url, "none", roundSeconds));
-        tg.push(await cannon(server.url, server.adminKey, roundSeconds));
+        base.push(await cannon(bare.url, "none", roundSeconds, bare.pid));
+        tg.push(await cannon(server.url, server.adminKey, roundSeconds, server.child.pid));
         debug(`round ${r + 1} done`);
       }
     } finally {
@@ -415,7 +451,9 @@ async function overHttp(): Promise<void> {
   const line = (label: string, f: HttpFigures, extra = "") =>
     console.log(
       `  ${label.padEnd(40)} ${fmt(f.rate).padStart(8)} req/s  p50 ${f.p50.toFixed(2)} ms  p99 ${f.p99.toFixed(2)} ms` +
-        `  non-2xx ${fmt(f.non2xx)}  errors ${fmt(f.errors)}${extra}`,
+        `  non-2xx ${fmt(f.non2xx)}  errors ${fmt(f.errors)}` +
+        (Number.isNaN(f.cpuPerRequest) ? "" : `  server CPU ${f.cpuPerRequest.toFixed(0)} µs/req`) +
+        extra,
     );
   line("baseline  bare Fastify, constant JSON", b);
   line("tollgate  POST /v1/check", t, `  (${(t.rate / b.rate).toFixed(2)}x baseline)`);

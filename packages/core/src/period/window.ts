@@ -19,7 +19,15 @@ import {
   monthIndexOfDay,
   WEEK_MS,
 } from "./calendar.js";
-import { firstInstantAtWall, INSTANT_MAX_MS, INSTANT_MIN_MS, wallAt, type Zone, zoneOf } from "./zone.js";
+import {
+  clearZoneCache,
+  firstInstantAtWall,
+  INSTANT_MAX_MS,
+  INSTANT_MIN_MS,
+  wallAt,
+  type Zone,
+  zoneOf,
+} from "./zone.js";
 
 /** A limit's period, as the API spells it. */
 export type Period = CalendarUnit | "all_time" | { rolling_seconds: number };
@@ -73,12 +81,13 @@ const ALL_TIME_WINDOW: PeriodWindow = Object.freeze({ start: ALL_TIME_START, end
  * - `{ rolling_seconds: N }`: `{ start: t - N s, end: t }`, read as `(start, end]`: usage at
  *   exactly `start` has aged out, usage at `t` counts. It slides with `t` (no fixed reset).
  *
- * Hot path: UTC is integer arithmetic; other zones remember their two most recent windows per
- * unit (and billing anchor), so an instant inside one costs two comparisons. A window the cache
- * misses costs ~5 Intl offset look-ups (~10 µs), more within a day of a DST transition.
+ * Hot path: UTC hours, days and weeks are two floor divisions. Everything else remembers its two
+ * most recent windows per zone, unit and billing anchor, so an instant inside one costs a map
+ * look-up and two comparisons. A zoned window the cache misses costs ~5 Intl offset look-ups
+ * (~2 µs each), ~35 more within a day of a DST transition (bisection).
  *
- * Throws RangeError for an unknown zone, a non-finite instant or one outside the Date range, or a
- * rolling period that is not a positive number of seconds.
+ * Throws RangeError for a non-finite instant or one outside the Date range, a rolling period that
+ * is not a positive number of seconds, and (for calendar periods) an unknown zone.
  */
 export function periodWindow(period: Period, t: number, opts?: PeriodOptions): PeriodWindow {
   if (!(t >= INSTANT_MIN_MS && t <= INSTANT_MAX_MS)) throw new RangeError(`instant out of range: ${t}`);
@@ -96,12 +105,11 @@ export function periodWindow(period: Period, t: number, opts?: PeriodOptions): P
   if (anchor !== null && !(anchor >= INSTANT_MIN_MS && anchor <= INSTANT_MAX_MS)) {
     throw new RangeError(`billing anchor out of range: ${anchor}`);
   }
-  const windows = zoneName === "UTC" ? null : zoneWindowsOf(zoneName);
-  if (windows === null || windows.zone.utc) {
-    return anchor === null ? utcCalendarWindow(unit, t) : utcWindow(utcAnchoredCycle(unit, anchor), t);
-  }
-  if (anchor === null) return windows.units[unit]!.windowAt(t);
-  return windows.anchored(unit, anchor).windowAt(t);
+  const windows = zoneWindowsOf(zoneName);
+  if (anchor !== null) return windows.anchored(unit, anchor).windowAt(t);
+  // UTC hours, days and weeks: two floor divisions beat any cache.
+  if (windows.zone.utc && unit !== MONTH) return utcFixedWindow(unit, t);
+  return windows.units[unit]!.windowAt(t);
 }
 
 /**
@@ -112,11 +120,14 @@ export function nextPeriodStart(period: Period, t: number, opts?: PeriodOptions)
   return periodWindow(period, t, opts).end;
 }
 
-/** Forgets every remembered window (tests and benchmarks; results never depend on it). */
+/**
+ * Forgets every remembered window, zone and DST transition (tests and benchmarks; results never
+ * depend on it).
+ */
 export function clearPeriodCache(): void {
   zoneWindows.clear();
   lastZone = null;
-  for (const cycles of utcAnchoredCycles) cycles.clear();
+  clearZoneCache();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -190,36 +201,12 @@ function anchoredCycle(unit: number, anchorWall: number): Cycle {
   };
 }
 
-const utcAnchoredCycles = [new Map<number, Cycle>(), new Map<number, Cycle>()];
-
-/** In UTC the anchor's wall time is the anchor itself. */
-function utcAnchoredCycle(unit: number, anchor: number): Cycle {
-  const cycles = utcAnchoredCycles[unit - WEEK]!;
-  let cycle = cycles.get(anchor);
-  if (cycle === undefined) {
-    if (cycles.size >= ANCHORED_CYCLES_CACHED_MAX) cycles.clear();
-    cycle = anchoredCycle(unit, anchor);
-    cycles.set(anchor, cycle);
-  }
-  return cycle;
-}
-
-/** The unanchored UTC windows, specialised: this is the hot path of most limit checks. */
-function utcCalendarWindow(unit: number, t: number): PeriodWindow {
-  if (unit === MONTH) {
-    const k = monthIndexOfDay(Math.floor(t / DAY_MS));
-    return { start: firstDayOfMonthIndex(k) * DAY_MS, end: firstDayOfMonthIndex(k + 1) * DAY_MS };
-  }
+/** Unanchored UTC hours, days and weeks. */
+function utcFixedWindow(unit: number, t: number): PeriodWindow {
   const size = unit === HOUR ? HOUR_MS : unit === DAY ? DAY_MS : WEEK_MS;
   const phase = unit === WEEK ? MONDAY_EPOCH_MS : 0;
   const start = phase + Math.floor((t - phase) / size) * size;
   return { start, end: start + size };
-}
-
-/** In UTC, wall time is the instant: the window is the label's span. */
-function utcWindow(cycle: Cycle, t: number): PeriodWindow {
-  const k = cycle.labelOf(t);
-  return { start: cycle.wallStart(k), end: cycle.wallStart(k + 1) };
 }
 
 /**

@@ -6,6 +6,7 @@
  * were UTC: `wall(t) = t + offset(t)`. Calendar arithmetic happens on wall times; only offsets
  * need Intl.
  */
+import { assert } from "../errors.js";
 import { DAY_MS } from "./calendar.js";
 
 /** The range of instants a Date can hold (ECMA-262 §21.4.1.22); Intl refuses anything beyond. */
@@ -27,7 +28,12 @@ export interface Zone {
   /** True for every spelling of UTC: the integer fast path applies. */
   readonly utc: boolean;
   readonly offsetFormat: Intl.DateTimeFormat;
+  /** Transitions found so far (a few, most recent last): each is bisected once, not per window. */
+  readonly transitions: number[];
 }
+
+/** Transitions remembered per zone: a few years' worth of DST changes. */
+export const TRANSITIONS_CACHED_MAX = 16;
 
 const zones = new Map<string, Zone>();
 
@@ -41,7 +47,13 @@ function buildZone(name: string): Zone | null {
     return null;
   }
   const canonical = offsetFormat.resolvedOptions().timeZone;
-  return { name, canonical, utc: canonical === "UTC" || canonical === "Etc/UTC", offsetFormat };
+  return {
+    name,
+    canonical,
+    utc: canonical === "UTC" || canonical === "Etc/UTC",
+    offsetFormat,
+    transitions: [],
+  };
 }
 
 /** The zone called `name`; throws RangeError when Intl does not know it. */
@@ -53,6 +65,11 @@ export function zoneOf(name: string): Zone {
   if (zones.size >= ZONES_CACHED_MAX) zones.clear();
   zones.set(name, zone);
   return zone;
+}
+
+/** Forgets every zone (and the transitions found in it). */
+export function clearZoneCache(): void {
+  zones.clear();
 }
 
 /** Whether `zone` is an IANA time zone name Intl knows (any letter case, aliases included). */
@@ -92,16 +109,22 @@ export const wallAt = (zone: Zone, t: number): number => t + offsetAt(zone, t);
 
 /**
  * The first whole-second instant in (lo, hi] whose offset differs from `offsetLo` (the offset at
- * lo). Requires lo, hi whole seconds and offset(hi) !== offsetLo. tzdata transitions are whole
- * seconds, so this is the transition itself. ~17 Intl calls for a two-day bracket.
+ * lo). Requires lo, hi whole seconds, hi - lo at most two days, and offset(hi) !== offsetLo. tzdata
+ * transitions are whole seconds, so this is the transition itself. A transition already found in
+ * (lo, hi] is the one (there is only one in two days); otherwise ~17 Intl calls of bisection.
  */
 function transitionIn(zone: Zone, lo: number, offsetLo: number, hi: number): number {
-  while (hi - lo > 1000) {
-    const mid = lo + Math.floor((hi - lo) / 2000) * 1000;
-    if (offsetAt(zone, mid) === offsetLo) lo = mid;
-    else hi = mid;
+  for (const known of zone.transitions) if (known > lo && known <= hi) return known;
+  let a = lo;
+  let b = hi;
+  while (b - a > 1000) {
+    const mid = a + Math.floor((b - a) / 2000) * 1000;
+    if (offsetAt(zone, mid) === offsetLo) a = mid;
+    else b = mid;
   }
-  return hi;
+  if (zone.transitions.length >= TRANSITIONS_CACHED_MAX) zone.transitions.shift();
+  zone.transitions.push(b);
+  return b;
 }
 
 /**
@@ -128,9 +151,11 @@ export function firstInstantAtWall(zone: Zone, wall: number): number {
   const offsetHi = offsetAt(zone, hi);
   // Walk the segments of constant offset in [lo, hi]; a segment [lo, next) shows wall times
   // [lo + offsetLo, next + offsetLo). The first segment starts below `wall` (lo + offset < wall).
-  for (;;) {
+  for (let segments = 0; ; segments++) {
+    assert(segments < 8, `offset search did not converge in ${zone.name} at wall time ${wall}`);
     if (offsetLo === offsetHi) return Math.max(lo, wall - offsetLo);
     const next = transitionIn(zone, lo, offsetLo, hi);
+    assert(next > lo, `offset transition search went backwards in ${zone.name}`);
     if (wall - offsetLo < next) return Math.max(lo, wall - offsetLo);
     lo = next;
     offsetLo = offsetAt(zone, next);

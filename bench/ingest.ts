@@ -3,7 +3,7 @@
  * measured in the same run: raw better-sqlite3 inserts of the same rows, in transactions of the same
  * batch size, into the same schema with the same pragmas (WAL, synchronous=FULL).
  *
- *   npm run bench:ingest -- [--events 300000] [--batch 1000] [--connections 8]
+ *   npm run bench:ingest -- [--events 300000] [--batch 1000] [--connections 16]
  *
  * Events replay ../shared/data/azure-llm-2023 (conv + code, cycled), with unique ids.
  */
@@ -22,7 +22,7 @@ const { values: args } = parseArgs({
   options: {
     events: { type: "string", default: "300000" },
     batch: { type: "string", default: "1000" },
-    connections: { type: "string", default: "8" },
+    connections: { type: "string", default: "16" },
   },
 });
 const total = Number(args.events);

@@ -282,10 +282,10 @@ export class Engine {
    */
   async queryMeter(workspaceId: string, id: string, q: MeterQueryInput): Promise<MeterQueryRow[]> {
     const meter = await this.getMeter(workspaceId, id);
-    const from = q.from === undefined ? undefined : parseInstant(q.from, "from");
-    const to = q.to === undefined ? undefined : parseInstant(q.to, "to");
+    const from = q.from === undefined ? undefined : parseInstant(q.from, "query.from");
+    const to = q.to === undefined ? undefined : parseInstant(q.to, "query.to");
     if (from !== undefined && to !== undefined && from >= to) {
-      throw invalid("from must be before to", { field: "from" });
+      throw invalid("from must be before to", { field: "query.from" });
     }
     const groupBy = q.group_by ? q.group_by.split(",").map((s) => s.trim()) : [];
     if (groupBy.length > bounds.groupByMax || groupBy.some((g) => g === "")) {

@@ -550,7 +550,7 @@ export class Engine {
     return this.limiter.commit(workspaceId, reservationId, async (r: ReservationRecord) => {
       const actual = input.event ?? {};
       const eventInput: EventInput = {
-        id: actual.id ?? `rsv_${reservationId}`,
+        id: actual.id ?? reservationId, // reservation ids are unique and prefixed "rsv_"
         type: actual.type ?? r.event.type,
         customer: actual.customer ?? r.customer,
         ...(actual.timestamp !== undefined ? { timestamp: actual.timestamp } : {}),

@@ -5,7 +5,7 @@ export * from "./errors.js";
 export * from "./ledger/index.js";
 export * from "./limits.js";
 export * from "./meter/meter.js";
-export * from "./period/calendar.js";
+export * from "./period/index.js";
 export type * from "./ports/index.js";
 export * from "./pricing/index.js";
 export * from "./quota/decide.js";

@@ -67,7 +67,8 @@ export class CompiledBook {
 
 const PAGE = 1_000;
 
-async function listAll<T>(store: Store, ws: string, kind: Parameters<Store["listRecords"]>[1]) {
+/** Every record of a kind in a workspace, page by page. */
+export async function listAll<T>(store: Store, ws: string, kind: Parameters<Store["listRecords"]>[1]) {
   const out: { id: string; body: T; updatedAt: number }[] = [];
   let after: string | undefined;
   for (;;) {

@@ -20,7 +20,7 @@ import {
 import { rateLimitConfigProblems } from "../ratelimit/index.js";
 import { parseInstant } from "../time.js";
 import type { ApiKeyRecord, Customer, MeterDef, Page, Role, UsageEvent } from "../types.js";
-import { LimitBook } from "./book.js";
+import { LimitBook, listAll } from "./book.js";
 import type { CustomerInput, EventInput, MeterInput, MeterQueryInput, PlanInput } from "./inputs.js";
 import { type CheckEvent, type CheckResult, type CustomerContext, Limiter } from "./limiter.js";
 import type { KeyMinter } from "./ports.js";
@@ -466,14 +466,7 @@ export class Engine {
     workspaceId: string,
     kind: "limit" | "rate_limit" | "concurrency_limit",
   ): Promise<AnyLimit[]> {
-    const out: AnyLimit[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.store.listRecords<AnyLimit>(workspaceId, kind, { after, limit: 1000 });
-      out.push(...page.map((r) => r.body));
-      if (page.length < 1000) return out;
-      after = page[page.length - 1]!.id;
-    }
+    return (await listAll<AnyLimit>(this.store, workspaceId, kind)).map((r) => r.body);
   }
 
   async deleteLimit(

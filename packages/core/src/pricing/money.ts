@@ -141,3 +141,28 @@ export function decimalFromNumber(n: number, field = "value"): string {
 export function pricePerMTokFromNumber(n: number, field = "price"): bigint {
   return parsePricePerMTok(decimalFromNumber(n, field), { field });
 }
+
+/**
+ * The unit of `values.cost` on a stored event, and of every meter, rollup and report over it:
+ * pico-USD (1e-12 USD), a non-negative safe integer like every other event value. Costs are computed
+ * in femto-USD and kept in pico only when that is exact: prices with up to 6 decimals per 1M tokens
+ * (every catalogue price has at most 5) give whole pico-USD for any token count. One event can cost
+ * up to 2^53 − 1 pico-USD ($9,007.199254740991); sums over events are exact bigints past that.
+ */
+export const COST_VALUE_DECIMALS = 12;
+export const PICO_PER_USD = 10n ** 12n;
+
+/** pico-USD (a `values.cost`, a meter sum over cost) → "0.004500". */
+export function formatPicoUsd(pico: number | bigint, minDecimals = 6): string {
+  return formatDecimal(BigInt(pico), COST_VALUE_DECIMALS, minDecimals);
+}
+
+/** "0.0045" (USD) → 4_500_000_000n pico-USD; more than 12 decimals is refused, never rounded. */
+export function parsePicoUsd(decimal: string, options: DecimalOptions = {}): bigint {
+  return parseDecimal(decimal, COST_VALUE_DECIMALS, options);
+}
+
+/** femto-USD → pico-USD when exact (a multiple of 1,000), else null. */
+export function femtoToPico(femto: bigint): bigint | null {
+  return femto % 1000n === 0n ? femto / 1000n : null;
+}

@@ -60,6 +60,7 @@ type Expected =
       released?: number;
       repaid?: number;
       holdExpired?: boolean;
+      amount?: number;
     };
 
 const expired = (g: MGrant, t: number) => g.expiresAt !== null && g.expiresAt <= t;
@@ -72,6 +73,8 @@ class Model {
   grants: MGrant[] = [];
   holds = new Map<string, MHold>();
   keys = new Map<string, { print: string; result: Expected & { ok: true } }>();
+  /** Per rule: [creditsPerUnit, unit, fraction carried]. */
+  carries = new Map<string, [number, number, bigint]>();
   constructor(public min: bigint) {}
 
   remaining(g: MGrant, t: number): bigint {
@@ -138,11 +141,13 @@ class Model {
         ? `c/${e.amount}/${e.expiresAt ?? "-"}/${e.priority ?? 50}/${e.grantId ?? e.idempotencyKey}`
         : e.kind === "debit"
           ? `d/${e.amount}`
-          : e.kind === "hold"
-            ? `h/${e.holdId}/${e.amount}`
-            : e.kind === "commit"
-              ? `m/${e.holdId}/${e.actualAmount}`
-              : `r/${e.holdId}`;
+          : e.kind === "usage"
+            ? `u/${e.rule}/${e.units}/${e.creditsPerUnit}/${e.unit}`
+            : e.kind === "hold"
+              ? `h/${e.holdId}/${e.amount}`
+              : e.kind === "commit"
+                ? `m/${e.holdId}/${e.actualAmount}`
+                : `r/${e.holdId}`;
     const prior = this.keys.get(e.idempotencyKey);
     if (prior) return prior.print === print ? { ...prior.result, replayed: true } : fail("CONFLICT");
     const admit = (amount: number) => this.available(t) - BigInt(amount) >= this.min;
@@ -164,6 +169,17 @@ class Model {
       case "debit": {
         if (!admit(e.amount)) return fail("INSUFFICIENT_BALANCE");
         result = done(this.burn(e.amount, t));
+        break;
+      }
+      case "usage": {
+        // Whole credits of everything the rule has charged so far, minus what it already debited.
+        const c = this.carries.get(e.rule);
+        const carried = c && c[0] === e.creditsPerUnit && c[1] === e.unit ? c[2] : 0n;
+        const total = carried + BigInt(e.units) * BigInt(e.creditsPerUnit);
+        const amount = Number(total / BigInt(e.unit));
+        if (amount > MAX) return fail("INVALID_REQUEST");
+        this.carries.set(e.rule, [e.creditsPerUnit, e.unit, total % BigInt(e.unit)]);
+        result = done({ ...this.burn(amount, t), amount });
         break;
       }
       case "hold": {
@@ -212,6 +228,7 @@ type Op =
       grant: number | null;
     }
   | { type: "debit"; amount: number; key: number | null }
+  | { type: "usage"; rule: number; units: number; perUnit: number; unit: number; key: number | null }
   | { type: "hold"; hold: number; amount: number; ttlHours: number; key: number | null }
   | { type: "commit"; hold: number; actual: number; key: number | null }
   | { type: "release"; hold: number; key: number | null }
@@ -265,6 +282,17 @@ function opArb(mode: Mode): fc.Arbitrary<Op> {
     }),
   ];
   if (!restricted) {
+    // Usage already happened: like a commit's overshoot it may take available below the minimum.
+    ops.push(
+      fc.record({
+        type: fc.constant("usage" as const),
+        rule: fc.integer({ min: 0, max: 2 }),
+        units: amount,
+        perUnit: fc.constantFrom(1, 3),
+        unit: fc.constantFrom(1, 7, 1000),
+        key,
+      }),
+    );
     ops.push(
       fc.record({ type: fc.constant("minimum" as const), value: fc.integer({ min: -3000, max: 500 }) }),
     );
@@ -323,6 +351,17 @@ function run(ops: [Op, number][], mode: Mode, minimumBalance: number): Run {
         break;
       case "debit":
         entry = { kind: "debit", idempotencyKey: k(op.key), at, amount: op.amount };
+        break;
+      case "usage":
+        entry = {
+          kind: "usage",
+          idempotencyKey: k(op.key),
+          at,
+          rule: `r${op.rule}`,
+          units: op.units,
+          creditsPerUnit: op.perUnit,
+          unit: op.unit,
+        };
         break;
       case "hold":
         entry = {
@@ -388,7 +427,7 @@ function run(ops: [Op, number][], mode: Mode, minimumBalance: number): Run {
         available,
         held,
       };
-      for (const f of ["allocations", "overdrawn", "released", "repaid", "holdExpired"] as const) {
+      for (const f of ["allocations", "overdrawn", "released", "repaid", "holdExpired", "amount"] as const) {
         if (f in expected) got[f] = (result as unknown as Record<string, unknown>)[f];
       }
       expect(got).toEqual(expected);
@@ -398,6 +437,7 @@ function run(ops: [Op, number][], mode: Mode, minimumBalance: number): Run {
         if (result.kind === "credit") credits += BigInt(result.amount);
         if (result.kind === "debit") debits += BigInt(result.amount);
         if (result.kind === "commit") debits += BigInt(result.actualAmount);
+        if (result.kind === "usage") debits += BigInt(result.amount);
         // Admitted debits and holds never take available below the minimum.
         if (result.kind === "debit" || result.kind === "hold") {
           expect(result.available >= result.minimumBalance).toBe(true);

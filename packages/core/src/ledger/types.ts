@@ -94,9 +94,31 @@ export interface MinimumBalanceEntry {
   minimumBalance: number;
 }
 
+/**
+ * Recorded usage turned into credits by a debit rule: `units` of a meter at `creditsPerUnit` credits
+ * per `unit` units. The fraction below one credit is carried to the rule's next usage entry (per
+ * rule), so many small events are charged exactly what one big one would be. Usage already happened:
+ * it is debited even below the minimum (never denied), like a commit.
+ */
+export interface UsageEntry {
+  kind: "usage";
+  idempotencyKey: string;
+  at: number;
+  /** The debit rule's id: the carry is kept per rule. */
+  rule: string;
+  /** 0 … 2^53 − 1 meter units (tokens, pico-USD of cost, …). */
+  units: number;
+  /** 1 … 2^53 − 1 credits per `unit` units. */
+  creditsPerUnit: number;
+  /** 1 … 2^53 − 1 units. */
+  unit: number;
+  description?: string;
+}
+
 export type LedgerEntry =
   | CreditEntry
   | DebitEntry
+  | UsageEntry
   | HoldEntry
   | CommitEntry
   | ReleaseEntry
@@ -128,6 +150,18 @@ export interface DebitOutcome {
   /** Grants spent, in burn order. */
   allocations: Allocation[];
   /** The part no grant covered, added to the overdraft (`unallocated` goes down by it). */
+  overdrawn: number;
+}
+
+export interface UsageOutcome {
+  kind: "usage";
+  rule: string;
+  units: number;
+  /** Credits debited: whole credits of (carry + units × creditsPerUnit) / unit. */
+  amount: number;
+  /** The rule's carry after this entry, in units × creditsPerUnit (below `unit`). */
+  carry: bigint;
+  allocations: Allocation[];
   overdrawn: number;
 }
 
@@ -164,6 +198,7 @@ export interface MinimumBalanceOutcome {
 export type LedgerOutcome =
   | CreditOutcome
   | DebitOutcome
+  | UsageOutcome
   | HoldOutcome
   | CommitOutcome
   | ReleaseOutcome

@@ -69,6 +69,15 @@ export function entryProblem(entry: LedgerEntry): TollgateError | undefined {
     }
     case "debit":
       return id(e, "idempotencyKey") ?? amount(e, "amount", 0) ?? description(e);
+    case "usage":
+      return (
+        id(e, "idempotencyKey") ??
+        id(e, "rule") ??
+        amount(e, "units", 0) ??
+        amount(e, "creditsPerUnit", 1) ??
+        amount(e, "unit", 1) ??
+        description(e)
+      );
     case "hold":
       return (
         id(e, "idempotencyKey") ?? id(e, "holdId") ?? amount(e, "amount", 0) ?? instant(e, "expiresAt", false)
@@ -108,6 +117,8 @@ export function fingerprint(entry: Exclude<LedgerEntry, { kind: "minimum_balance
       ]);
     case "debit":
       return JSON.stringify(["debit", entry.amount]);
+    case "usage":
+      return JSON.stringify(["usage", entry.rule, entry.units, entry.creditsPerUnit, entry.unit]);
     case "hold":
       return JSON.stringify(["hold", entry.holdId, entry.amount]);
     case "commit":

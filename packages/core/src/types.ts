@@ -60,6 +60,8 @@ export interface UsageEvent {
   /** Non-negative safe integers. */
   values: Record<string, number>;
   dimensions: Record<string, string>;
+  /** The price row `values.cost` was computed with, when Tollgate priced the event. */
+  priceRow?: string;
 }
 
 export interface Page<T> {

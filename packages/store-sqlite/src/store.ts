@@ -6,6 +6,7 @@ import type {
   AppendResult,
   EventScan,
   EventToStore,
+  LedgerEntry,
   RecordKind,
   ReservationRecord,
   Store,
@@ -112,6 +113,12 @@ export class SqliteStore implements Store {
          WHERE r.state = 'active'`,
       ),
       rsvPurge: db.prepare("DELETE FROM reservations WHERE state != 'active' AND updated_at < ?"),
+      ledgerAll: db
+        .prepare("SELECT body FROM ledger_entries WHERE ws = ? AND customer = ? ORDER BY seq")
+        .pluck(),
+      ledgerPage: db.prepare(
+        "SELECT seq, body FROM ledger_entries WHERE ws = ? AND customer = ? AND seq > ? ORDER BY seq LIMIT ?",
+      ),
     };
     for (const row of this.stmt.wsList.all() as WsRow[]) this.wsSeq.set(row.id, row.seq);
   }
@@ -214,7 +221,18 @@ export class SqliteStore implements Store {
   ): Promise<AppendResult> {
     const ws = this.ws(workspaceId);
     const rows: (string | number)[] = new Array(events.length * 7);
+    let priceRows: (string | null)[] | undefined;
+    let ledger: (string | number | null)[] | undefined;
     for (let i = 0, j = 0; i < events.length; i++, j += 7) {
+      const extra = events[i]!;
+      if (extra.priceRow !== undefined) {
+        priceRows ??= new Array(events.length).fill(null);
+        priceRows[i] = extra.priceRow;
+      }
+      if (extra.ledger) {
+        ledger ??= [];
+        for (const entry of extra.ledger) ledger.push(i, ...ledgerRow(extra.event.customer, entry));
+      }
       const { event: e, fingerprint, valuesJson, dimensionsJson } = events[i]!;
       rows[j] = e.id;
       rows[j + 1] = e.type;
@@ -224,7 +242,40 @@ export class SqliteStore implements Store {
       rows[j + 5] = dimensionsJson;
       rows[j + 6] = fingerprint;
     }
-    return this.enqueue({ kind: "events", ws, rows }, afterCommit) as Promise<AppendResult>;
+    return this.enqueue(
+      {
+        kind: "events",
+        ws,
+        rows,
+        ...(priceRows ? { priceRows } : {}),
+        ...(ledger ? { ledger } : {}),
+      },
+      afterCommit,
+    ) as Promise<AppendResult>;
+  }
+
+  async appendLedger(workspaceId: string, customer: string, entries: LedgerEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const ws = this.ws(workspaceId);
+    await this.enqueue({ kind: "ledger", ws, rows: entries.flatMap((e) => ledgerRow(customer, e)) });
+  }
+
+  async loadLedger(workspaceId: string, customer: string): Promise<LedgerEntry[]> {
+    const ws = this.wsSeq.get(workspaceId);
+    if (ws === undefined) return [];
+    return (this.stmt.ledgerAll.all(ws, customer) as string[]).map((b) => JSON.parse(b) as LedgerEntry);
+  }
+
+  async listLedger(
+    workspaceId: string,
+    customer: string,
+    page: { after?: number; limit: number },
+  ): Promise<{ seq: number; entry: LedgerEntry }[]> {
+    const ws = this.wsSeq.get(workspaceId);
+    if (ws === undefined) return [];
+    return (
+      this.stmt.ledgerPage.all(ws, customer, page.after ?? 0, page.limit) as { seq: number; body: string }[]
+    ).map((r) => ({ seq: r.seq, entry: JSON.parse(r.body) as LedgerEntry }));
   }
 
   async saveReservation(workspaceId: string, reservation: ReservationRecord): Promise<void> {
@@ -360,7 +411,7 @@ export class SqliteStore implements Store {
       where.push(`type IN (${scan.types.map(() => "?").join(",")})`);
       params.push(...scan.types);
     }
-    const sql = `SELECT seq, id, type, customer, ts, vals, dims FROM events WHERE ${where.join(" AND ")} ORDER BY ts, seq`;
+    const sql = `SELECT seq, id, type, customer, ts, vals, dims, price_row FROM events WHERE ${where.join(" AND ")} ORDER BY ts, seq`;
     const stmt = this.db.prepare(sql);
     // One read transaction: the rows and asOfSeq come from the same snapshot.
     return this.db.transaction(() => {
@@ -371,17 +422,16 @@ export class SqliteStore implements Store {
 
   private visitRows(rows: IterableIterator<EventRow>, visit: (event: UsageEvent, seq: number) => void): void {
     for (const row of rows) {
-      visit(
-        {
-          id: row.id,
-          type: row.type,
-          customer: row.customer,
-          timestamp: row.ts,
-          values: JSON.parse(row.vals),
-          dimensions: JSON.parse(row.dims),
-        },
-        row.seq,
-      );
+      const event: UsageEvent = {
+        id: row.id,
+        type: row.type,
+        customer: row.customer,
+        timestamp: row.ts,
+        values: JSON.parse(row.vals),
+        dimensions: JSON.parse(row.dims),
+      };
+      if (row.price_row !== null) event.priceRow = row.price_row;
+      visit(event, row.seq);
     }
   }
 
@@ -439,6 +489,12 @@ interface EventRow {
   ts: number;
   vals: string;
   dims: string;
+  price_row: string | null;
+}
+
+/** [customer, idempotency key, kind, at, body]: a ledger row as the writer takes it. */
+function ledgerRow(customer: string, e: LedgerEntry): (string | number | null)[] {
+  return [customer, e.kind === "minimum_balance" ? null : e.idempotencyKey, e.kind, e.at, JSON.stringify(e)];
 }
 
 const toWorkspace = (r: WsRow): Workspace => ({ id: r.id, name: r.id, createdAt: r.created_at });

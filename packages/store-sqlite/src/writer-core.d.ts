@@ -1,7 +1,16 @@
 import type Database from "better-sqlite3";
 
 export type WriterWrite =
-  | { kind: "events"; ws: number; rows: (string | number)[] }
+  | {
+      kind: "events";
+      ws: number;
+      rows: (string | number)[];
+      /** The price row of each event (null: not priced), or absent when none is. */
+      priceRows?: (string | null)[];
+      /** flat [event index, customer, idempotency key, kind, at, body] × n: stored for new events only. */
+      ledger?: (string | number | null)[];
+    }
+  | { kind: "ledger"; ws: number; rows: (string | number | null)[] }
   | {
       kind: "reservation";
       ws: number;

@@ -1,3 +1,4 @@
+import type { LedgerEntry } from "../ledger/types.js";
 import type { ApiKeyRecord, UsageEvent, Workspace } from "../types.js";
 
 /**
@@ -21,6 +22,7 @@ export type RecordKind =
   | "concurrency_limit"
   | "price"
   | "balance_rule"
+  | "setting"
   | "webhook";
 
 export interface StoredRecord<T = unknown> {
@@ -41,6 +43,13 @@ export interface EventToStore {
   /** Canonical JSON of `event.values` and `event.dimensions`, computed once for fingerprint and storage. */
   valuesJson: string;
   dimensionsJson: string;
+  /** The price row `values.cost` was computed with; absent when the engine did not price the event. */
+  priceRow?: string;
+  /**
+   * Ledger entries of the event's customer that exist because of this event (debit rules' usage):
+   * stored in the same transaction, and only if the event is new (a duplicate adds none).
+   */
+  ledger?: LedgerEntry[];
 }
 
 export type AppendResult =
@@ -153,6 +162,21 @@ export interface Store {
   listActiveReservations(): Promise<{ workspaceId: string; reservation: ReservationRecord }[]>;
   /** Deletes finished reservations that ended before `before`; returns how many. */
   purgeReservations(before: number): Promise<number>;
+
+  // ---- balances (ledger) ----------------------------------------------------------------------
+  /**
+   * Appends entries to a customer's ledger, durably, in order. An entry whose idempotency key the
+   * customer's ledger already holds is skipped (a retry). `minimum_balance` entries have no key.
+   */
+  appendLedger(workspaceId: string, customer: string, entries: LedgerEntry[]): Promise<void>;
+  /** Every entry of the customer's ledger, in stored order (what a replay applies). */
+  loadLedger(workspaceId: string, customer: string): Promise<LedgerEntry[]>;
+  /** A page of the ledger in stored order: `after` is an exclusive `seq`. */
+  listLedger(
+    workspaceId: string,
+    customer: string,
+    page: { after?: number; limit: number },
+  ): Promise<{ seq: number; entry: LedgerEntry }[]>;
 
   /** Flushes pending writes and closes. */
   close(): Promise<void>;

@@ -1,6 +1,6 @@
 import { join } from "node:path";
-import { type Clock, Engine } from "@tollgate/core";
-import { type ApiRateLimitOptions, createApp, keyMinter } from "@tollgate/server";
+import { type Clock, Engine, Reports } from "@tollgate/core";
+import { type ApiRateLimitOptions, createApp, keyMinter, priceCatalogue } from "@tollgate/server";
 import { SqliteStore } from "@tollgate/store-sqlite";
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import { type ApplyReport, applyConfig, loadConfig } from "./config.js";
@@ -28,6 +28,8 @@ export interface ServerOptions {
 export interface RunningServer {
   app: FastifyInstance;
   engine: Engine;
+  /** Usage reports and retention (the sweeper applies retention once an hour). */
+  reports: Reports;
   store: SqliteStore;
   url: string;
   /** Set when this start created the admin key (first start). */
@@ -42,16 +44,34 @@ const systemClock: Clock = { now: () => Date.now() };
 /** The composition root of the embedded server: the only place that picks the store. */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const store = new SqliteStore({ path: join(options.dataDir, "tollgate.db") });
-  const engine = new Engine({ store, clock: options.clock ?? systemClock, keys: keyMinter, isValidTimeZone });
+  const engine = new Engine({
+    store,
+    clock: options.clock ?? systemClock,
+    keys: keyMinter,
+    isValidTimeZone,
+    prices: priceCatalogue(),
+  });
   const boot = await engine.bootstrap(DEFAULT_WORKSPACE, options.adminKey);
   await engine.start();
+  const reports = new Reports(store, engine.clock);
   const app = await createApp({
     engine,
+    reports,
     logger: options.logger ?? false,
     apiRateLimit: options.apiRateLimit,
   });
   // Expire reservations whose clients vanished, and drop idle rate-limit state, without any request.
-  const sweeper = setInterval(() => engine.limiter.sweep(engine.clock.now()), 1000);
+  // Retention (plans' retention_days) runs from the same timer, once an hour.
+  let retention: Promise<unknown> | null = null;
+  const sweeper = setInterval(() => {
+    engine.limiter.sweep(engine.clock.now());
+    retention ??= reports
+      .retentionDue()
+      .catch((err) => app.log.error({ err }, "retention failed"))
+      .finally(() => {
+        retention = null;
+      });
+  }, 1000);
   sweeper.unref();
 
   let applied: ApplyReport | undefined;
@@ -76,6 +96,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   return {
     app,
     engine,
+    reports,
     store,
     url,
     newAdminKey: boot.adminKey && !options.adminKey ? boot.adminKey : undefined,
@@ -83,7 +104,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     close() {
       // Drain in-flight requests first, then flush pending group commits and close the file.
       clearInterval(sweeper);
-      closing ??= app.close().then(() => store.close());
+      closing ??= app
+        .close()
+        .then(() => retention)
+        .then(() => store.close());
       return closing;
     },
   };

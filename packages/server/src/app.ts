@@ -1,5 +1,5 @@
 import swagger from "@fastify/swagger";
-import { bounds, type Engine } from "@tollgate/core";
+import { bounds, type Engine, Reports } from "@tollgate/core";
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
@@ -10,7 +10,9 @@ import { Authenticator, installAuth } from "./auth.js";
 import { installErrorHandling, toTollgateError } from "./errors.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { ApiProtection, type ApiRateLimitOptions, DEFAULT_API_RATE_LIMIT } from "./protect.js";
+import { alertRoutes } from "./routes/alerts.js";
 import { apiKeyRoutes } from "./routes/api-keys.js";
+import { balanceRoutes } from "./routes/balances.js";
 import { checkRoutes } from "./routes/check.js";
 import type { RouteDeps } from "./routes/common.js";
 import { customerRoutes } from "./routes/customers.js";
@@ -18,6 +20,10 @@ import { eventRoutes } from "./routes/events.js";
 import { limitRoutes } from "./routes/limits.js";
 import { meterRoutes } from "./routes/meters.js";
 import { planRoutes } from "./routes/plans.js";
+import { priceRoutes } from "./routes/prices.js";
+import { usageRoutes } from "./routes/usage.js";
+import { webhookRoutes } from "./routes/webhooks.js";
+import { workflowRoutes } from "./routes/workflows.js";
 
 export interface AppOptions {
   engine: Engine;
@@ -26,6 +32,8 @@ export interface AppOptions {
   metrics?: Metrics;
   /** Per-key protection of the API itself; null turns it off. @default DEFAULT_API_RATE_LIMIT */
   apiRateLimit?: ApiRateLimitOptions | null;
+  /** Usage reports (GET /v1/usage, /v1/workflows/{id}/runs); @default new Reports(engine.store, engine.clock) */
+  reports?: Reports;
 }
 
 export const API_VERSION = "0.1.0";
@@ -67,6 +75,7 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
   // JSON everywhere: a text/plain body is a wrong content type, not a string to validate.
   app.removeContentTypeParser("text/plain");
   const metrics = options.metrics ?? createMetrics();
+  options.engine.onUnpriced = () => metrics.eventsUnpriced.inc();
   const deps: RouteDeps = { engine: options.engine, auth: new Authenticator(options.engine), metrics };
   app.decorate("tollgate", deps);
 
@@ -119,6 +128,12 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     eventRoutes,
     limitRoutes,
     checkRoutes,
+    alertRoutes,
+    webhookRoutes,
+    balanceRoutes,
+    priceRoutes,
+    usageRoutes(options.reports ?? new Reports(options.engine.store, options.engine.clock)),
+    workflowRoutes(options.reports ?? new Reports(options.engine.store, options.engine.clock)),
   ])
     routes(app, deps);
   await app.ready();

@@ -24,6 +24,11 @@ export function createMetrics() {
       help: "Usage events stored",
       registers: [registry],
     }),
+    eventsUnpriced: new Counter({
+      name: "tollgate_events_unpriced_total",
+      help: "Usage events stored without a cost: their model has no price (unknown-model policy tokens_only)",
+      registers: [registry],
+    }),
     eventsDuplicate: new Counter({
       name: "tollgate_events_duplicate_total",
       help: "Usage events received again with an id already stored (counted once)",

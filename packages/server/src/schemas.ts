@@ -26,7 +26,23 @@ export const Dimensions = fieldMap(
   Type.String({ maxLength: bounds.dimensionValueLengthMax }),
   bounds.eventDimensionsMax,
 );
-export const Values = fieldMap(Amount, bounds.eventValuesMax);
+/** Money on the API: a decimal USD string, exact ("0.0045"). */
+export const Money = Type.String({ pattern: "^\\d{1,16}(\\.\\d{1,15})?$", maxLength: 40 });
+/** Usage amounts; `cost`, if the event brings its own, is money (a decimal USD string). */
+export const Values = Type.Unsafe<Record<string, number>>(
+  Type.Object(
+    { cost: Type.Optional(Money) },
+    {
+      additionalProperties: Amount,
+      maxProperties: bounds.eventValuesMax,
+      propertyNames: {
+        minLength: 1,
+        maxLength: bounds.fieldNameLengthMax,
+        pattern: "^[A-Za-z_][A-Za-z0-9_.:-]*$",
+      },
+    },
+  ),
+);
 
 export const Event = Type.Object(
   {
@@ -239,6 +255,111 @@ export const PlanBody = Type.Object(
     limits: Type.Optional(Type.Array(PlanQuota, { maxItems: 256 })),
     rate_limits: Type.Optional(Type.Array(PlanRateLimit, { maxItems: 256 })),
     concurrency_limits: Type.Optional(Type.Array(PlanConcurrencyLimit, { maxItems: 256 })),
+  },
+  { additionalProperties: false },
+);
+
+// ---- reports (issue #5) ------------------------------------------------------------------------
+
+const Granularity = Type.Union([
+  Type.Literal("hour"),
+  Type.Literal("day"),
+  Type.Literal("week"),
+  Type.Literal("month"),
+]);
+const ReportFilters = {
+  from: Type.Optional(Instant),
+  to: Type.Optional(Instant),
+  customer: Type.Optional(Id),
+  type: Type.Optional(Type.String({ minLength: 1, maxLength: bounds.eventTypeLengthMax })),
+  model: Type.Optional(Type.String({ maxLength: bounds.dimensionValueLengthMax })),
+  workflow: Type.Optional(Type.String({ maxLength: bounds.dimensionValueLengthMax })),
+  key: Type.Optional(Type.String({ maxLength: bounds.dimensionValueLengthMax })),
+  feature: Type.Optional(Type.String({ maxLength: bounds.dimensionValueLengthMax })),
+  filter: Type.Optional(Type.String({ maxLength: 4096 })),
+};
+
+export const UsageQuery = Type.Object(
+  {
+    ...ReportFilters,
+    granularity: Type.Optional(Granularity),
+    group_by: Type.Optional(Type.String({ maxLength: 512 })),
+    format: Type.Optional(Type.Union([Type.Literal("json"), Type.Literal("csv")])),
+  },
+  { additionalProperties: false },
+);
+
+export const UsageSummaryQuery = Type.Object(
+  {
+    ...ReportFilters,
+    view: Type.Union([
+      Type.Literal("daily"),
+      Type.Literal("weekly"),
+      Type.Literal("monthly"),
+      Type.Literal("models"),
+      Type.Literal("workflows"),
+    ]),
+  },
+  { additionalProperties: false },
+);
+
+export const WorkflowRunsQuery = Type.Object(
+  {
+    from: Type.Optional(Instant),
+    to: Type.Optional(Instant),
+    customer: Type.Optional(Id),
+    cursor: Type.Optional(Type.String({ maxLength: 1024 })),
+    limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,4}$" })),
+  },
+  { additionalProperties: false },
+);
+
+// ---- alerts and webhooks ------------------------------------------------------------------------
+
+const AlertType = Type.Union([
+  Type.Literal("limit.warning"),
+  Type.Literal("limit.critical"),
+  Type.Literal("limit.exceeded"),
+  Type.Literal("balance.low"),
+  Type.Literal("usage.summary"),
+]);
+export const WebhookBody = Type.Object(
+  {
+    url: Type.String({ minLength: 1, maxLength: 2048, format: "uri" }),
+    events: Type.Array(AlertType, { minItems: 1, maxItems: 5, uniqueItems: true }),
+    description: Type.Optional(Nullable(Type.String({ maxLength: 512 }))),
+  },
+  { additionalProperties: false },
+);
+export const RotateSecretBody = Type.Object(
+  {
+    /** How long the previous secret keeps signing (a second signature). @default 86400 */
+    previous_secret_ttl_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 86_400 })),
+  },
+  { additionalProperties: false },
+);
+export const DeliveryParams = Type.Object({ id: Id, delivery_id: Id });
+export const DeliveriesQuery = Type.Object(
+  {
+    state: Type.Optional(
+      Type.Union([
+        Type.Literal("pending"),
+        Type.Literal("delivered"),
+        Type.Literal("failed"),
+        Type.Literal("cancelled"),
+      ]),
+    ),
+    cursor: Type.Optional(Type.String({ maxLength: 32 })),
+    limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,4}$" })),
+  },
+  { additionalProperties: false },
+);
+export const AlertsQuery = Type.Object(
+  {
+    type: Type.Optional(AlertType),
+    customer: Type.Optional(Id),
+    cursor: Type.Optional(Type.String({ maxLength: 32 })),
+    limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,4}$" })),
   },
   { additionalProperties: false },
 );

@@ -10,6 +10,7 @@ import type {
 } from "../quota/definitions.js";
 import { toConcurrencyLimit, toQuota, toRateLimit } from "../quota/definitions.js";
 import type { MeterDef } from "../types.js";
+import type { BalanceRule } from "./balances.js";
 
 export interface LimitSet {
   quotas: QuotaLimit[];
@@ -31,6 +32,8 @@ export class CompiledBook {
   constructor(
     readonly meters: Map<string, MeterDef>,
     private readonly limits: ByScope,
+    /** Debit rules: recorded usage that the customer's balance pays for. */
+    readonly balanceRules: readonly BalanceRule[] = [],
   ) {}
 
   /**
@@ -141,7 +144,8 @@ export class LimitBook {
     for (const kind of ["limit", "rate_limit", "concurrency_limit"] as const) {
       for (const r of await listAll<AnyLimit>(this.store, ws, kind)) add(r.body);
     }
-    return new CompiledBook(meters, byScope);
+    const rules = (await listAll<BalanceRule>(this.store, ws, "balance_rule")).map((r) => r.body);
+    return new CompiledBook(meters, byScope, rules);
   }
 }
 

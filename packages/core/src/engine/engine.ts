@@ -1,3 +1,4 @@
+import { AlertCenter } from "../alerts/center.js";
 import { canonicalFlat } from "../canonical.js";
 import type { Clock } from "../clock.js";
 import { invalid, notFound, TollgateError } from "../errors.js";
@@ -20,10 +21,19 @@ import {
 import { rateLimitConfigProblems } from "../ratelimit/index.js";
 import { parseInstant } from "../time.js";
 import type { ApiKeyRecord, Customer, MeterDef, Page, Role, UsageEvent } from "../types.js";
+import {
+  type BalanceRule,
+  type BalanceRuleInput,
+  Balances,
+  type CreditInput,
+  type DebitInput,
+  toBalanceRule,
+} from "./balances.js";
 import { LimitBook, listAll } from "./book.js";
 import type { CustomerInput, EventInput, MeterInput, MeterQueryInput, PlanInput } from "./inputs.js";
 import { type CheckEvent, type CheckResult, type CustomerContext, Limiter } from "./limiter.js";
 import type { KeyMinter } from "./ports.js";
+import { type PriceCatalogue, Pricing } from "./pricing.js";
 
 export interface EngineDeps {
   store: Store;
@@ -31,6 +41,8 @@ export interface EngineDeps {
   keys: KeyMinter;
   /** Valid IANA zone names; the server passes the period module's check. */
   isValidTimeZone: (zone: string) => boolean;
+  /** The model price catalogue (the server loads it from a maintained package). @default none */
+  prices?: PriceCatalogue;
 }
 
 export interface Plan {
@@ -65,6 +77,12 @@ export class Engine {
   private readonly isValidTimeZone: (zone: string) => boolean;
   readonly book: LimitBook;
   readonly limiter: Limiter;
+  /** Alerts (threshold, balance.low, usage.summary) and webhook endpoints; see alerts/center.ts. */
+  readonly alerts: AlertCenter;
+  readonly pricing: Pricing;
+  readonly balances: Balances;
+  /** Told of each newly recorded event whose model has no price (the server counts them in /metrics). */
+  onUnpriced: ((workspaceId: string, model: string) => void) | null;
   /** workspace → customer id → context; nested so that a lookup builds no key string. */
   private readonly customerCache = new Map<string, Map<string, CustomerContext>>();
   private customerCached = 0;
@@ -75,7 +93,21 @@ export class Engine {
     this.keys = deps.keys;
     this.isValidTimeZone = deps.isValidTimeZone;
     this.book = new LimitBook(deps.store);
-    this.limiter = new Limiter(deps.store, this.book, deps.clock, () => deps.keys.id("rsv"));
+    this.pricing = new Pricing(deps.store, deps.prices ?? { rows: [], aliases: [] });
+    this.balances = new Balances(deps.store);
+    this.onUnpriced = null;
+    // ---- alerts and webhooks: the limiter tells the alert center of every counter a commit changes
+    this.alerts = new AlertCenter({
+      store: deps.store,
+      clock: deps.clock,
+      hash: (text) => deps.keys.hash(text),
+      newId: (prefix) => deps.keys.id(prefix),
+      book: this.book,
+      customerContext: (ws, id) => this.customerContext(ws, id),
+      counterUsage: (ws, customer, limit, meter, groupKey) =>
+        this.limiter.counterUsage(ws, customer, limit, meter, groupKey),
+    });
+    this.limiter = new Limiter(deps.store, this.book, deps.clock, () => deps.keys.id("rsv"), this.alerts);
   }
 
   /** Brings back the holds of active reservations; call once before serving. */
@@ -338,14 +370,33 @@ export class Engine {
     inputs: EventInput[],
   ): Promise<{ accepted: number; duplicates: number }> {
     const now = this.clock.now();
+    if (!this.pricing.ready(workspaceId)) await this.pricing.prepare(workspaceId);
+    const book = this.book.peek(workspaceId) ?? (await this.book.get(workspaceId));
     const batch: EventToStore[] = new Array(inputs.length);
-    for (let i = 0; i < inputs.length; i++) batch[i] = this.normalizeEvent(inputs[i]!, i, now);
+    let unpriced: (string | undefined)[] | undefined;
+    for (let i = 0; i < inputs.length; i++) {
+      const b = this.normalizeEvent(workspaceId, inputs[i]!, i, now);
+      batch[i] = b.stored;
+      if (b.unknownModel !== undefined) (unpriced ??= [])[i] = b.unknownModel;
+      if (book.balanceRules.length > 0) {
+        const entries = this.balances.usageEntries(book.balanceRules, book.meters, b.stored.event, now);
+        if (entries) b.stored.ledger = entries;
+      }
+    }
     const applyIncrements = await this.limiter.prepareIncrements(
       workspaceId,
       batch.map((b) => b.event),
       (id) => this.customerContext(workspaceId, id),
     );
-    const result = await this.store.appendEvents(workspaceId, batch, applyIncrements);
+    const result = await this.store.appendEvents(workspaceId, batch, (inserted, commitSeq) => {
+      applyIncrements(inserted, commitSeq);
+      for (const i of inserted) {
+        const b = batch[i]!;
+        if (b.ledger) this.balances.applyCommitted(workspaceId, b.event.customer, b.ledger);
+        const model = unpriced?.[i];
+        if (model !== undefined) this.onUnpriced?.(workspaceId, model);
+      }
+    });
     if (!result.ok) {
       throw new TollgateError("CONFLICT", `event ${result.id} was already recorded with a different body`, {
         index: result.conflictIndex,
@@ -355,7 +406,12 @@ export class Engine {
     return { accepted: result.accepted, duplicates: result.duplicates };
   }
 
-  private normalizeEvent(input: EventInput, index: number, now: number): EventToStore {
+  private normalizeEvent(
+    workspaceId: string,
+    input: EventInput,
+    index: number,
+    now: number,
+  ): { stored: EventToStore; unknownModel?: string } {
     const field = (name: string) => `events[${index}].${name}`;
     let timestamp = now;
     if (input.timestamp !== undefined) {
@@ -372,6 +428,7 @@ export class Engine {
     const values = input.values ?? {};
     for (const name in values) {
       const v = values[name];
+      if (name === "cost" && typeof v === "string") continue; // money: a decimal string, read by pricing
       if (!Number.isSafeInteger(v) || (v as number) < 0) {
         throw invalid(`values.${name} must be a non-negative integer up to 2^53-1`, {
           index,
@@ -379,20 +436,42 @@ export class Engine {
         });
       }
     }
+    const dimensions = input.dimensions ?? {};
+    // Pricing adds (or converts the event's own) values.cost: on a copy, the input stays as sent.
+    const priced = { ...values };
+    let pricing: ReturnType<Pricing["price"]>;
+    try {
+      pricing = this.pricing.price(workspaceId, priced, dimensions, timestamp, `events[${index}].`);
+    } catch (e) {
+      if (e instanceof TollgateError) throw new TollgateError(e.code, e.message, { ...e.details, index });
+      throw e;
+    }
     const event: UsageEvent = {
       id: input.id,
       type: input.type,
       customer: input.customer,
       timestamp,
-      values,
-      dimensions: input.dimensions ?? {},
+      values: priced,
+      dimensions,
     };
     const valuesJson = canonicalFlat(input.values);
     const dimensionsJson = canonicalFlat(input.dimensions);
     // Field order is fixed here, and values/dimensions are canonical: a retry with keys in another
     // order is still the same body.
     const fingerprint = `${JSON.stringify(input.id)}\u0000${JSON.stringify(input.type)}\u0000${JSON.stringify(input.customer)}\u0000${input.timestamp === undefined ? "" : JSON.stringify(input.timestamp)}\u0000${input.values === undefined ? "" : valuesJson}\u0000${input.dimensions === undefined ? "" : dimensionsJson}`;
-    return { event, fingerprint, valuesJson, dimensionsJson };
+    const stored: EventToStore = {
+      event,
+      fingerprint,
+      valuesJson: pricing.kind === "none" ? valuesJson : canonicalFlat(priced),
+      dimensionsJson,
+    };
+    if (pricing.kind === "priced") {
+      stored.priceRow = pricing.rowId;
+      event.priceRow = pricing.rowId;
+    }
+    return pricing.kind === "none" && pricing.unknownModel !== undefined
+      ? { stored, unknownModel: pricing.unknownModel }
+      : { stored };
   }
 
   // ---- limits ---------------------------------------------------------------------------------
@@ -520,6 +599,7 @@ export class Engine {
     };
     for (const name in event.values) {
       const v = event.values[name]!;
+      if (name === "cost" && typeof v === "string") continue; // money: a decimal string, read by pricing
       if (!Number.isSafeInteger(v) || v < 0) {
         throw invalid(`values.${name} must be a non-negative integer`, { field: `event.values.${name}` });
       }
@@ -531,7 +611,25 @@ export class Engine {
     const reserve = input.reserve
       ? { ttlMs: (input.reserve.ttl_seconds ?? DEFAULT_RESERVATION_TTL_S) * 1000 }
       : null;
-    return this.limiter.check(workspaceId, customer, event, reserve);
+    // The estimate is priced like a recorded event, so that spend limits and balances see its cost.
+    if (event.dimensions.model !== undefined || event.values.cost !== undefined) {
+      if (!this.pricing.ready(workspaceId)) await this.pricing.prepare(workspaceId);
+      event.values = { ...event.values };
+      this.pricing.price(workspaceId, event.values, event.dimensions, this.clock.now(), "event.");
+    }
+    const book = this.book.peek(workspaceId) ?? (await this.book.get(workspaceId));
+    let gate = null;
+    if (book.balanceRules.length > 0) {
+      const credits = this.balances.estimate(book.balanceRules, book.meters, event as UsageEvent);
+      if (credits !== null) {
+        if (!this.balances.peek(workspaceId, customer.id))
+          await this.balances.account(workspaceId, customer.id);
+        gate = this.balances.gate(workspaceId, customer.id, credits);
+      }
+    }
+    const result = await this.limiter.check(workspaceId, customer, event, reserve, gate);
+    if (result.limits.length > 0) this.alerts.onCheck(workspaceId, customer, result);
+    return result;
   }
 
   /** Records the actual event of a reservation and releases its hold; idempotent. */
@@ -555,12 +653,15 @@ export class Engine {
       }
       const recorded = await this.recordEvents(workspaceId, [eventInput]);
       this.limiter.reconcileRates(r, eventInput.values ?? {});
+      // The usage is debited by the debit rules with the event; the hold has done its job.
+      if (r.balanceHold) await this.balances.endHold(workspaceId, r.customer, r.id, this.clock.now());
       return { reservation: reservationId, state: "committed", event_id: eventInput.id, ...recorded };
     });
   }
 
   async release(workspaceId: string, reservationId: string) {
     const r = await this.limiter.release(workspaceId, reservationId);
+    if (r.balanceHold) await this.balances.endHold(workspaceId, r.customer, r.id, this.clock.now());
     return { reservation: r.id, state: r.state };
   }
 
@@ -627,6 +728,60 @@ export class Engine {
       });
     }
     return out;
+  }
+
+  // ---- balances ---------------------------------------------------------------------------------
+
+  async creditBalance(workspaceId: string, customerId: string, input: CreditInput) {
+    await this.getCustomer(workspaceId, customerId);
+    return this.balances.credit(workspaceId, customerId, input, this.clock.now());
+  }
+
+  async debitBalance(workspaceId: string, customerId: string, input: DebitInput) {
+    await this.getCustomer(workspaceId, customerId);
+    return this.balances.debit(workspaceId, customerId, input, this.clock.now());
+  }
+
+  async setMinimumBalance(workspaceId: string, customerId: string, minimumBalance: number) {
+    await this.getCustomer(workspaceId, customerId);
+    await this.balances.setMinimum(workspaceId, customerId, minimumBalance, this.clock.now());
+    return this.balances.view(workspaceId, customerId, this.clock.now());
+  }
+
+  async balance(workspaceId: string, customerId: string) {
+    await this.getCustomer(workspaceId, customerId);
+    return this.balances.view(workspaceId, customerId, this.clock.now());
+  }
+
+  async balanceTransactions(workspaceId: string, customerId: string, page: PageInput) {
+    await this.getCustomer(workspaceId, customerId);
+    return this.balances.transactions(workspaceId, customerId, {
+      ...(page.cursor !== undefined ? { cursor: page.cursor } : {}),
+      limit: page.limit ?? bounds.pageSizeDefault,
+    });
+  }
+
+  async putBalanceRule(workspaceId: string, id: string, input: BalanceRuleInput) {
+    const meter = await this.store.getRecord<MeterBody>(workspaceId, "meter", input.meter);
+    const rule = toBalanceRule(id, input, meter && ({ id: input.meter, ...meter.body } as MeterDef));
+    const { created } = await this.store.putRecord(workspaceId, "balance_rule", id, rule, this.clock.now());
+    this.book.invalidate(workspaceId);
+    return { rule, created };
+  }
+
+  async getBalanceRule(workspaceId: string, id: string): Promise<BalanceRule> {
+    const r = await this.store.getRecord<BalanceRule>(workspaceId, "balance_rule", id);
+    if (!r) throw notFound("balance rule", id);
+    return r.body;
+  }
+
+  async listBalanceRules(workspaceId: string): Promise<BalanceRule[]> {
+    return (await listAll<BalanceRule>(this.store, workspaceId, "balance_rule")).map((r) => r.body);
+  }
+
+  async deleteBalanceRule(workspaceId: string, id: string): Promise<void> {
+    if (!(await this.store.deleteRecord(workspaceId, "balance_rule", id))) throw notFound("balance rule", id);
+    this.book.invalidate(workspaceId);
   }
 
   // ---- helpers --------------------------------------------------------------------------------

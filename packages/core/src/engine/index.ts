@@ -1,5 +1,8 @@
+export * from "./balances.js";
 export * from "./book.js";
 export * from "./engine.js";
 export type * from "./inputs.js";
 export * from "./limiter.js";
 export type * from "./ports.js";
+export * from "./pricing.js";
+export * from "./reports.js";

@@ -53,11 +53,37 @@ export interface CheckResult {
   reservation?: { id: string; expiresAt: number };
 }
 
+/** The customer's balance, evaluated and held inside the atomic step (see Balances.gate). */
+export interface BalanceGate {
+  evaluate(t: number): LimitOutcome;
+  hold(holdId: string, t: number, expiresAt: number): Promise<void>;
+}
+
 export interface CustomerContext {
   id: string;
   plan: string | null;
   timezone: string;
   billingAnchor: number | null;
+}
+
+/**
+ * Told, after each commit of events, of every quota counter the commit changed (once per limit and
+ * group per batch): alerts compute threshold crossings from it, outside the limiter.
+ */
+export interface UsageObserver {
+  onUsage(workspaceId: string, change: UsageChange): void;
+}
+
+export interface UsageChange {
+  limit: QuotaLimit;
+  meter: MeterDef;
+  customer: CustomerContext;
+  group: Record<string, string | null>;
+  groupKey: string;
+  /** Usage now in the window of the events; null when the counter is not in memory (see counterUsage). */
+  used: number | null;
+  /** The calendar window counted; null for rolling periods. */
+  window: { start: number; end: number | null } | null;
 }
 
 interface CalendarFamily {
@@ -139,6 +165,7 @@ export class Limiter {
     private readonly book: LimitBook,
     private readonly clock: Clock,
     private readonly newId: () => string,
+    private readonly observer?: UsageObserver,
   ) {}
 
   /** Reloads the holds of every active reservation (at start). */
@@ -155,6 +182,7 @@ export class Limiter {
     customer: CustomerContext,
     event: CheckEvent,
     reserve: { ttlMs: number } | null,
+    balance: BalanceGate | null = null,
   ): Promise<CheckResult> {
     const book = this.book.peek(workspaceId) ?? (await this.book.get(workspaceId));
     const set = book.effective(customer.id, customer.plan);
@@ -269,6 +297,12 @@ export class Limiter {
       });
     }
 
+    if (balance) {
+      const b = balance.evaluate(t);
+      if (!b.allowed) code ??= "INSUFFICIENT_BALANCE";
+      outcomes.push(b);
+    }
+
     const allowed = code === undefined;
     if (!allowed) return { allowed, code, limits: outcomes };
 
@@ -288,9 +322,13 @@ export class Limiter {
       createdAt: t,
       expiresAt: t + reserve.ttlMs,
     };
+    if (balance) record.balanceHold = true;
     this.activate(workspaceId, record);
     try {
-      await this.store.saveReservation(workspaceId, record);
+      await Promise.all([
+        this.store.saveReservation(workspaceId, record),
+        balance?.hold(record.id, t, record.expiresAt),
+      ]);
     } catch (error) {
       this.deactivate(record);
       throw error;
@@ -379,6 +417,10 @@ export class Limiter {
     for (const e of events)
       if (!contexts.has(e.customer)) contexts.set(e.customer, await customers(e.customer));
     return (inserted, commitSeq) => {
+      // limit → family and group → what the observer is told once the batch is counted
+      const touched = this.observer
+        ? new Map<QuotaLimit, Map<string, UsageChange & { familyKey: string }>>()
+        : null;
       for (const i of inserted) {
         const e = events[i]!;
         const customer = contexts.get(e.customer)!;
@@ -389,6 +431,7 @@ export class Limiter {
           const meter = book.meters.get(limit.meter);
           if (!meter || !this.quotaApplies(limit, meter, e)) continue;
           const familyKey = this.familyKey(workspaceId, limit, meter, customer, e.timestamp);
+          if (touched) noteTouched(touched, limit, meter, customer, familyKey, e.dimensions);
           if (counted.has(familyKey)) continue;
           counted.add(familyKey);
           const family = this.families.get(familyKey);
@@ -399,6 +442,45 @@ export class Limiter {
           addUsage(family, groupKey, e.timestamp, meterValue(meter, e));
         }
       }
+      if (touched) this.tellObserver(workspaceId, touched);
+    };
+  }
+
+  private tellObserver(
+    workspaceId: string,
+    touched: Map<QuotaLimit, Map<string, UsageChange & { familyKey: string }>>,
+  ): void {
+    const now = this.clock.now();
+    for (const changes of touched.values()) {
+      for (const { familyKey, ...change } of changes.values()) {
+        const family = this.families.get(familyKey);
+        if (family) {
+          change.used = usedOf(family, change.groupKey, now);
+          change.window = family.kind === "calendar" ? { start: family.start, end: family.end } : null;
+        }
+        this.observer!.onUsage(workspaceId, change);
+      }
+    }
+  }
+
+  /**
+   * The current usage of one quota counter, loading it from the store if it is not in memory (for
+   * alerts, off the hot path), and its calendar window (null for rolling periods).
+   */
+  async counterUsage(
+    workspaceId: string,
+    customer: CustomerContext,
+    limit: QuotaLimit,
+    meter: MeterDef,
+    groupKey: string,
+  ): Promise<{ used: number; window: { start: number; end: number | null } | null }> {
+    const now = this.clock.now();
+    const familyKey = this.familyKey(workspaceId, limit, meter, customer, now);
+    await this.loadFamily(workspaceId, limit, meter, familyKey, customer, now);
+    const family = this.families.get(familyKey)!;
+    return {
+      used: usedOf(family, groupKey, now),
+      window: family.kind === "calendar" ? { start: family.start, end: family.end } : null,
     };
   }
 
@@ -639,12 +721,20 @@ export class Limiter {
     }
     const subject = limit.scope.kind === "workspace" ? undefined : customer.id;
     const scanned: Family = family;
-    const { asOfSeq } = await this.store.scanEvents(
+    // Raw events, and for the hours a retention purge deleted, the hourly rollups (keyed by
+    // dimensions, so meter filters, limit filters and group_by apply to them exactly; not `run`).
+    const { asOfSeq } = await this.store.scanUsage(
       workspaceId,
       { types: [meter.eventType], customer: subject, from, to },
       (e) => {
         if (!this.quotaApplies(limit, meter, e)) return;
         addUsage(scanned, canonicalJson(groupOf(limit, e.dimensions)), e.timestamp, meterValue(meter, e));
+      },
+      (r) => {
+        if (!this.quotaApplies(limit, meter, r)) return;
+        const amount =
+          meter.aggregation === "count" ? r.events : meterValue(meter, r as unknown as UsageEvent);
+        addUsage(scanned, canonicalJson(groupOf(limit, r.dimensions)), r.bucket, amount);
       },
     );
     // The scan's snapshot may already hold commits whose afterCommit has not run yet (the writer
@@ -704,6 +794,26 @@ function keyPrefix(
 ): string {
   const scope = limit.scope.kind === "workspace" ? "ws" : limit.scope.kind;
   return `${workspaceId}\u0001${prefix}\u0001${scope}\u0001${limit.id}\u0001${limit.subject}\u0001`;
+}
+
+function noteTouched(
+  touched: Map<QuotaLimit, Map<string, UsageChange & { familyKey: string }>>,
+  limit: QuotaLimit,
+  meter: MeterDef,
+  customer: CustomerContext,
+  familyKey: string,
+  dimensions: Record<string, string>,
+): void {
+  const group = groupOf(limit, dimensions);
+  const groupKey = limit.groupBy.length === 0 ? "{}" : canonicalJson(group);
+  let changes = touched.get(limit);
+  if (!changes) {
+    changes = new Map();
+    touched.set(limit, changes);
+  }
+  const key = `${familyKey}\u0002${groupKey}`;
+  if (!changes.has(key))
+    changes.set(key, { limit, meter, customer, group, groupKey, familyKey, used: null, window: null });
 }
 
 function groupOf(limit: QuotaLimit, dimensions: Record<string, string>): Record<string, string | null> {

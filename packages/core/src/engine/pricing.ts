@@ -86,6 +86,11 @@ export class Pricing {
     this.catalogueBook = new PriceBook(catalogue.rows, catalogue.aliases);
   }
 
+  /** Whether `price` can run for the workspace without `prepare`. */
+  ready(workspaceId: string): boolean {
+    return this.loaded.has(workspaceId);
+  }
+
   /** Loads the workspace's price book so that `price` can run synchronously. */
   async prepare(workspaceId: string): Promise<void> {
     if (this.loaded.has(workspaceId)) return;

@@ -1,4 +1,5 @@
 import type { LedgerEntry } from "../ledger/types.js";
+import type { Alert } from "../alerts/payload.js";
 import type { ApiKeyRecord, UsageEvent, Workspace } from "../types.js";
 
 /**
@@ -93,6 +94,8 @@ export interface ReservationRecord {
   }[];
   createdAt: number;
   expiresAt: number;
+  /** The customer's balance holds credits for it (hold id = reservation id) until it ends. */
+  balanceHold?: boolean;
   /** The commit's answer, replayed to a retried commit. */
   result?: unknown;
 }
@@ -178,6 +181,218 @@ export interface Store {
     page: { after?: number; limit: number },
   ): Promise<{ seq: number; entry: LedgerEntry }[]>;
 
+  // ---- reports (rollups, retention) ------------------------------------------------------------
+  // Rollups are usage pre-aggregated per UTC hour (and per UTC day) and per customer, event type and
+  // dimensions without `run` (one row per agent run would make nearly every row unique; runs get a
+  // table of their own). appendEvents maintains them in the same transaction as the insert, for newly
+  // stored events only (a duplicate adds nothing). Raw events stay the source of truth; a retention
+  // purge deletes raw events and leaves the rollups alone. See docs/reports.md.
+
+  /**
+   * Sums of rollup rows in [from, to) (multiples of the resolution), one per bucket, dimensions and
+   * (with byCustomer) customer, ordered by bucket. Sums are exact (bigint).
+   */
+  queryRollups(workspaceId: string, query: RollupQuery): Promise<RollupTotals[]>;
+  /**
+   * scanEvents for quota loading, past retention: from one consistent snapshot, for each customer,
+   * the hourly rollup rows of the hours before its purge horizon (visitRollup) and the raw events at
+   * or after it (visitEvent). Hours are whole: a row's hour starts at or after `scan.from`.
+   */
+  scanUsage(
+    workspaceId: string,
+    scan: EventScan,
+    visitEvent: (event: UsageEvent, seq: number) => void,
+    visitRollup: (row: UsageRollupRow) => void,
+  ): Promise<{ asOfSeq: number }>;
+  /** Runs of one workflow that started in [from, to), by (startedAt, run), after `after`. */
+  listWorkflowRuns(workspaceId: string, query: WorkflowRunQuery): Promise<WorkflowRunTotals[]>;
+  /**
+   * Retention: deletes the customer's raw events before `before` (a whole UTC hour) and records
+   * `before` as its purge horizon (it only moves forward). Rollups stay. Returns how many were deleted.
+   */
+  purgeEvents(workspaceId: string, customer: string, before: number): Promise<number>;
+  /** Recomputes every rollup from the raw events, except the hours before each purge horizon. */
+  rebuildRollups(): Promise<{ events: number }>;
+
+  // ---- alerts and webhooks (issue #6; types below the interface) ---------------------------------
+  /**
+   * Stores an alert and one pending delivery per subscribed endpoint in ONE transaction, only if no
+   * alert with its id exists (then nothing is written and the answer is false). Deliveries are due
+   * at `now`.
+   */
+  insertAlert(workspaceId: string, alert: Alert, deliveries: NewDelivery[], now: number): Promise<boolean>;
+  /** Newest first; `before` is an exclusive cursor (a `seq` of an earlier page). */
+  listAlerts(
+    workspaceId: string,
+    query: { type?: string; customer?: string; before?: number; limit: number },
+  ): Promise<{ seq: number; alert: Alert }[]>;
+  /** Insert or replace a webhook endpoint. */
+  putWebhook(workspaceId: string, webhook: WebhookRecord): Promise<void>;
+  getWebhook(workspaceId: string, id: string): Promise<WebhookRecord | undefined>;
+  /** Ordered by creation. */
+  listWebhooks(workspaceId: string): Promise<WebhookRecord[]>;
+  /** Deletes the endpoint and cancels its pending deliveries; false when there is none. */
+  deleteWebhook(workspaceId: string, id: string, now: number): Promise<boolean>;
+  /** Pending deliveries due at `now` (in every workspace), earliest first, with what sending needs. */
+  dueDeliveries(now: number, limit: number): Promise<DueDelivery[]>;
+  /** Logs one attempt and moves the delivery to `next`, in one transaction. */
+  saveAttempt(
+    workspaceId: string,
+    deliveryId: string,
+    attempt: DeliveryAttempt,
+    next: { state: DeliveryState; nextAttemptAt: number | null },
+  ): Promise<void>;
+  /** Newest first, with each delivery's attempts (oldest first); `before` as in listAlerts. */
+  listDeliveries(
+    workspaceId: string,
+    webhookId: string,
+    query: { state?: DeliveryState; before?: number; limit: number },
+  ): Promise<{ seq: number; delivery: DeliveryRecord; attempts: DeliveryAttempt[] }[]>;
+  /**
+   * Manual redelivery: makes the delivery pending again, due at `now`, as a new round of retries
+   * (attempts keep counting). Undefined when the endpoint has no such delivery.
+   */
+  requeueDelivery(
+    workspaceId: string,
+    webhookId: string,
+    deliveryId: string,
+    now: number,
+  ): Promise<DeliveryRecord | undefined>;
+  // ---- end of alerts and webhooks -----------------------------------------------------------------
+
   /** Flushes pending writes and closes. */
   close(): Promise<void>;
+}
+
+// ---- reports (rollups, retention): the types of the Store methods of the same name ---------------
+
+export type RollupResolution = "hour" | "day";
+
+export interface RollupQuery {
+  resolution: RollupResolution;
+  /** Inclusive, epoch ms, a multiple of the resolution (UTC). */
+  from: number;
+  /** Exclusive, epoch ms, a multiple of the resolution (UTC). */
+  to: number;
+  customer?: string;
+  types?: string[];
+  /** Rows per customer; otherwise every customer is added up (rows carry customer null). */
+  byCustomer: boolean;
+}
+
+export interface RollupTotals {
+  /** Start of the hour or UTC day. */
+  bucket: number;
+  customer: string | null;
+  /** Canonical JSON of the dimensions (without `run`); equal dimensions give equal strings. */
+  dimensions: string;
+  events: bigint;
+  tokensIn: bigint;
+  tokensOut: bigint;
+  steps: bigint;
+  /** Sum of values.cost, integer pico-USD. */
+  cost: bigint;
+}
+
+/** One hourly rollup row, for quota loading: what the purged events of that hour added up to. */
+export interface UsageRollupRow {
+  bucket: number;
+  customer: string;
+  type: string;
+  dimensions: Record<string, string>;
+  events: number;
+  /** Sum of every value name. */
+  values: Record<string, number>;
+}
+
+export interface WorkflowRunQuery {
+  workflow: string;
+  /** On startedAt: inclusive from, exclusive to. */
+  from?: number;
+  to?: number;
+  customer?: string;
+  /** Exclusive cursor: the last run of the previous page. */
+  after?: { startedAt: number; run: string };
+  limit: number;
+}
+
+export interface WorkflowRunTotals {
+  run: string;
+  customer: string;
+  events: bigint;
+  steps: bigint;
+  tokensIn: bigint;
+  tokensOut: bigint;
+  cost: bigint;
+  startedAt: number;
+  endedAt: number;
+}
+
+// ---- alerts and webhooks: records of the port methods above --------------------------------------
+
+/** A webhook endpoint. */
+export interface WebhookRecord {
+  id: string;
+  url: string;
+  /** Alert types it receives. */
+  events: string[];
+  description: string | null;
+  /**
+   * The signing secret (`whsec_` + base64), kept in plaintext because every delivery is signed
+   * with it (HMAC needs the key itself; a hash would not do).
+   */
+  secret: string;
+  /** The secret before the last rotation: deliveries carry a signature by it too until then. */
+  previousSecret: string | null;
+  previousSecretUntil: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type DeliveryState = "pending" | "delivered" | "failed" | "cancelled";
+
+/** One alert to one endpoint: an outbox row. */
+export interface NewDelivery {
+  id: string;
+  webhookId: string;
+}
+
+export interface DeliveryRecord {
+  id: string;
+  webhookId: string;
+  alertId: string;
+  eventType: string;
+  state: DeliveryState;
+  /** Attempts made, in every round. */
+  attempts: number;
+  /** `attempts` when the current round began (0, or the count at a manual redelivery). */
+  roundStartAttempts: number;
+  roundStartedAt: number;
+  nextAttemptAt: number | null;
+  lastStatus: number | null;
+  lastLatencyMs: number | null;
+  lastError: string | null;
+  deliveredAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface DeliveryAttempt {
+  /** 1-based, over every round. */
+  attempt: number;
+  at: number;
+  /** HTTP status, null when no response came (timeout, refused, address not allowed). */
+  status: number | null;
+  latencyMs: number;
+  error: string | null;
+}
+
+/** A due delivery with its alert and endpoint. */
+export interface DueDelivery {
+  workspaceId: string;
+  delivery: DeliveryRecord;
+  alert: Alert;
+  url: string;
+  /** Current secret first, then the previous one while it is still valid. */
+  secrets: string[];
 }

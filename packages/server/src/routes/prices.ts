@@ -1,0 +1,91 @@
+import { Type } from "@sinclair/typebox";
+import { notFound, pricingBounds } from "@tollgate/core";
+import type { FastifyInstance } from "fastify";
+import { Instant } from "../schemas.js";
+import { type RouteDeps, typed } from "./common.js";
+
+/** USD per 1M tokens: a decimal string ("2.5"), or a JSON number read as written. */
+const Rate = Type.Union([
+  Type.String({ pattern: "^\\d{1,10}(\\.\\d{1,9})?$", maxLength: 24 }),
+  Type.Number({ minimum: 0 }),
+]);
+const Model = Type.String({ minLength: 1, maxLength: pricingBounds.modelLengthMax });
+
+export const PriceBody = Type.Object(
+  {
+    input: Rate,
+    output: Rate,
+    cached_input: Type.Optional(Rate),
+    reasoning: Type.Optional(Rate),
+    effective_from: Type.Optional(Instant),
+  },
+  { additionalProperties: false },
+);
+export const PricingSettingsBody = Type.Object(
+  {
+    unknown_model: Type.Union([
+      Type.Literal("tokens_only"),
+      Type.Literal("reject"),
+      Type.Literal("fallback"),
+    ]),
+    fallback_model: Type.Optional(Model),
+  },
+  { additionalProperties: false },
+);
+const ModelParams = Type.Object({ model: Model });
+
+export function priceRoutes(app: FastifyInstance, { engine }: RouteDeps) {
+  const r = typed(app);
+  r.get(
+    "/v1/prices",
+    {
+      schema: {
+        querystring: Type.Object({ model: Type.Optional(Model) }, { additionalProperties: false }),
+        tags: ["prices"],
+      },
+      config: { role: "service" },
+    },
+    async (req) => ({
+      data: await engine.pricing.listPrices(req.principal.workspaceId, req.query.model),
+      source: engine.pricing.catalogue.source ?? null,
+    }),
+  );
+  r.put(
+    "/v1/prices/:model",
+    { schema: { params: ModelParams, body: PriceBody, tags: ["prices"] } },
+    async (req, reply) => {
+      reply.code(201);
+      return engine.pricing.putPrice(
+        req.principal.workspaceId,
+        req.params.model,
+        req.body,
+        engine.clock.now(),
+      );
+    },
+  );
+  r.delete(
+    "/v1/prices/:model",
+    {
+      schema: {
+        params: ModelParams,
+        querystring: Type.Object({ effective_from: Type.Optional(Instant) }, { additionalProperties: false }),
+        tags: ["prices"],
+      },
+    },
+    async (req, reply) => {
+      const removed = await engine.pricing.deletePrice(
+        req.principal.workspaceId,
+        req.params.model,
+        req.query.effective_from,
+      );
+      if (!removed) throw notFound("price override", req.params.model);
+      reply.code(204);
+    },
+  );
+  r.get("/v1/settings/pricing", { schema: { tags: ["prices"] }, config: { role: "service" } }, async (req) =>
+    engine.pricing.getSettings(req.principal.workspaceId),
+  );
+  r.put("/v1/settings/pricing", { schema: { body: PricingSettingsBody, tags: ["prices"] } }, async (req) =>
+    engine.pricing.putSettings(req.principal.workspaceId, req.body, engine.clock.now()),
+  );
+}

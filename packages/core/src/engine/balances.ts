@@ -187,11 +187,11 @@ export class Balances {
 
   /** The usage entries an event gives under the workspace's debit rules (none for other meters). */
   usageEntries(rules: readonly BalanceRule[], meters: Map<string, MeterDef>, event: UsageEvent, now: number) {
-    let out: UsageEntry[] | undefined;
+    const out: UsageEntry[] = [];
     for (const rule of rules) {
       const meter = meters.get(rule.meter);
       if (!meter || !meterMatches(meter, event)) continue;
-      (out ??= []).push({
+      out.push({
         kind: "usage",
         idempotencyKey: `usage/${rule.id}/${event.id}`,
         at: now,
@@ -201,7 +201,7 @@ export class Balances {
         unit: rule.unit,
       });
     }
-    return out;
+    return out.length > 0 ? out : undefined;
   }
 
   /**

@@ -377,7 +377,10 @@ export class Engine {
     for (let i = 0; i < inputs.length; i++) {
       const b = this.normalizeEvent(workspaceId, inputs[i]!, i, now);
       batch[i] = b.stored;
-      if (b.unknownModel !== undefined) (unpriced ??= [])[i] = b.unknownModel;
+      if (b.unknownModel !== undefined) {
+        unpriced ??= [];
+        unpriced[i] = b.unknownModel;
+      }
       if (book.balanceRules.length > 0) {
         const entries = this.balances.usageEntries(book.balanceRules, book.meters, b.stored.event, now);
         if (entries) b.stored.ledger = entries;

@@ -27,6 +27,51 @@ export interface TollgateConfig {
   limits?: Section;
   rate_limits?: Section;
   concurrency_limits?: Section;
+  /** Upstreams of the LLM proxy (read at start, never sent to the API); env TOLLGATE_OPENAI_* / TOLLGATE_ANTHROPIC_* win. */
+  proxy?: ProxySection;
+  /** Settings of the webhook worker (not definitions: read at start, never sent to the API). */
+  webhooks?: WebhookSettingsSection;
+}
+
+export interface WebhookSettingsSection {
+  /**
+   * Deliver to loopback and private networks (10/8, 192.168/16, 169.254/16, fc00::/7, ...). Off by
+   * default: an endpoint is a URL any admin can set, and the server should not reach inside its own
+   * network for it (SSRF). Env TOLLGATE_WEBHOOKS_ALLOW_PRIVATE=1 turns it on too.
+   * @default false
+   */
+  allow_private_addresses?: boolean;
+  /** @default 10 */
+  timeout_seconds?: number;
+  /** Attempts in flight at once. @default 16 */
+  concurrency?: number;
+}
+
+/** The worker's settings: environment over tollgate.yaml over defaults. */
+export function webhookSettings(
+  configPath: string | undefined,
+  env: Record<string, string | undefined>,
+): { allowPrivateAddresses?: boolean; timeoutMs?: number; concurrency?: number } {
+  const file = configPath ? (loadConfig(configPath).webhooks ?? {}) : {};
+  const flag = env.TOLLGATE_WEBHOOKS_ALLOW_PRIVATE;
+  const allow =
+    flag !== undefined && flag !== "" ? /^(1|true|yes|on)$/i.test(flag) : file.allow_private_addresses;
+  return {
+    ...(allow !== undefined ? { allowPrivateAddresses: allow } : {}),
+    ...(file.timeout_seconds !== undefined ? { timeoutMs: file.timeout_seconds * 1000 } : {}),
+    ...(file.concurrency !== undefined ? { concurrency: file.concurrency } : {}),
+  };
+}
+
+/**
+ * @example
+ * proxy:
+ *   openai: { base_url: https://api.openai.com/v1, api_key: sk-... }
+ *   anthropic: { base_url: https://api.anthropic.com, api_key: sk-ant-... }
+ */
+export interface ProxySection {
+  openai?: { base_url?: string; api_key?: string };
+  anthropic?: { base_url?: string; api_key?: string };
 }
 
 /** Sections in the order they are applied: what a later one refers to exists by then. */
@@ -54,7 +99,7 @@ export function loadConfig(path: string): TollgateConfig {
   const doc = parse(readFileSync(path, "utf8")) ?? {};
   if (typeof doc !== "object" || Array.isArray(doc))
     throw new Error(`${path}: expected a mapping at the top`);
-  const known = new Set<string>(SECTIONS.map(([s]) => s));
+  const known = new Set<string>([...SECTIONS.map(([s]) => s), "webhooks", "proxy"]);
   for (const key of Object.keys(doc)) {
     if (!known.has(key))
       throw new Error(`${path}: unknown section "${key}" (known: ${[...known].join(", ")})`);

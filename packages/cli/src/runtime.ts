@@ -1,9 +1,19 @@
 import { join } from "node:path";
 import { type Clock, Engine, Reports } from "@tollgate/core";
-import { type ApiRateLimitOptions, createApp, keyMinter, priceCatalogue } from "@tollgate/server";
+import {
+  type ApiRateLimitOptions,
+  createApp,
+  keyMinter,
+  type ProxyOptions,
+  priceCatalogue,
+  proxyOptionsFrom,
+  startWebhookService,
+  type WebhookService,
+  type WebhookServiceOptions,
+} from "@tollgate/server";
 import { SqliteStore } from "@tollgate/store-sqlite";
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
-import { type ApplyReport, applyConfig, loadConfig } from "./config.js";
+import { type ApplyReport, applyConfig, loadConfig, webhookSettings } from "./config.js";
 import { isValidTimeZone } from "./timezone.js";
 
 export interface ServerOptions {
@@ -23,6 +33,10 @@ export interface ServerOptions {
   listen?: boolean;
   /** Per-key protection of the API; null turns it off. */
   apiRateLimit?: ApiRateLimitOptions | null;
+  /** LLM proxy upstreams. @default from TOLLGATE_OPENAI_* / TOLLGATE_ANTHROPIC_* and tollgate.yaml `proxy` */
+  proxy?: ProxyOptions;
+  /** The webhook worker; unset fields come from TOLLGATE_WEBHOOKS_* and tollgate.yaml `webhooks`. */
+  webhooks?: WebhookServiceOptions;
 }
 
 export interface RunningServer {
@@ -31,6 +45,8 @@ export interface RunningServer {
   /** Usage reports and retention (the sweeper applies retention once an hour). */
   reports: Reports;
   store: SqliteStore;
+  /** Alert deliveries and usage summaries (tests call webhooks.tick()). */
+  webhooks: WebhookService;
   url: string;
   /** Set when this start created the admin key (first start). */
   newAdminKey?: string;
@@ -59,6 +75,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     reports,
     logger: options.logger ?? false,
     apiRateLimit: options.apiRateLimit,
+    proxy:
+      options.proxy ??
+      proxyOptionsFrom(process.env, options.configPath ? loadConfig(options.configPath).proxy : undefined),
+  });
+  const webhooks = startWebhookService(engine, {
+    ...webhookSettings(options.configPath, process.env),
+    onError: (err, what) => app.log.error({ err }, `${what} failed`),
+    ...options.webhooks,
   });
   // Expire reservations whose clients vanished, and drop idle rate-limit state, without any request.
   // Retention (plans' retention_days) runs from the same timer, once an hour.
@@ -98,6 +122,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     engine,
     reports,
     store,
+    webhooks,
     url,
     newAdminKey: boot.adminKey && !options.adminKey ? boot.adminKey : undefined,
     applied,
@@ -107,6 +132,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       closing ??= app
         .close()
         .then(() => retention)
+        .then(() => engine.alerts.settle())
+        .then(() => webhooks.close())
         .then(() => store.close());
       return closing;
     },

@@ -1,3 +1,4 @@
+export * from "./alerts/index.js";
 export * from "./canonical.js";
 export * from "./clock.js";
 export * from "./engine/index.js";

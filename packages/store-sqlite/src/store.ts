@@ -2,20 +2,24 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { Worker } from "node:worker_threads";
 import type {
+  Alert,
   ApiKeyRecord,
   AppendResult,
   EventScan,
   EventToStore,
   LedgerEntry,
+  NewDelivery,
   RecordKind,
   ReservationRecord,
   Store,
   StoredRecord,
   UsageEvent,
+  WebhookRecord,
   Workspace,
 } from "@tollgate/core";
 import { TollgateError } from "@tollgate/core";
 import Database from "better-sqlite3";
+import { SqliteAlerts } from "./alerts.js";
 import { migrate } from "./migrate.js";
 import { createWriter, type WriterResult, type WriterWrite } from "./writer-core.js";
 
@@ -59,6 +63,7 @@ export class SqliteStore implements Store {
   private readonly flushWrites: Flush;
   private readonly worker: Worker | null = null;
   private readonly stmt;
+  private readonly alerts: SqliteAlerts;
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
@@ -68,6 +73,7 @@ export class SqliteStore implements Store {
     this.db.pragma("foreign_keys = ON");
     this.db.pragma("busy_timeout = 5000");
     migrate(this.db);
+    this.alerts = new SqliteAlerts(this.db, (id) => this.wsSeq.get(id));
     const synchronous = options.synchronous ?? "full";
     if (options.path === ":memory:") {
       const flush = createWriter(this.db);
@@ -435,6 +441,39 @@ export class SqliteStore implements Store {
     }
   }
 
+  // ---- alerts and webhooks: see alerts.ts ----------------------------------------------------------
+
+  async insertAlert(workspaceId: string, alert: Alert, deliveries: NewDelivery[], now: number) {
+    return this.alerts.insertAlert(workspaceId, alert, deliveries, now);
+  }
+  async listAlerts(workspaceId: string, q: Parameters<Store["listAlerts"]>[1]) {
+    return this.alerts.listAlerts(workspaceId, q);
+  }
+  async putWebhook(workspaceId: string, webhook: WebhookRecord) {
+    this.alerts.putWebhook(workspaceId, webhook);
+  }
+  async getWebhook(workspaceId: string, id: string) {
+    return this.alerts.getWebhook(workspaceId, id);
+  }
+  async listWebhooks(workspaceId: string) {
+    return this.alerts.listWebhooks(workspaceId);
+  }
+  async deleteWebhook(workspaceId: string, id: string, now: number) {
+    return this.alerts.deleteWebhook(workspaceId, id, now);
+  }
+  async dueDeliveries(now: number, limit: number) {
+    return this.alerts.dueDeliveries(now, limit);
+  }
+  async saveAttempt(workspaceId: string, deliveryId: string, ...rest: DeliveryUpdate) {
+    this.alerts.saveAttempt(workspaceId, deliveryId, ...rest);
+  }
+  async listDeliveries(workspaceId: string, webhookId: string, q: Parameters<Store["listDeliveries"]>[2]) {
+    return this.alerts.listDeliveries(workspaceId, webhookId, q);
+  }
+  async requeueDelivery(workspaceId: string, webhookId: string, deliveryId: string, now: number) {
+    return this.alerts.requeueDelivery(workspaceId, webhookId, deliveryId, now);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     // Everything acknowledged or queued is committed before the file closes.
@@ -458,6 +497,8 @@ export class SqliteStore implements Store {
     return seq;
   }
 }
+
+type DeliveryUpdate = Parameters<Store["saveAttempt"]> extends [string, string, ...infer R] ? R : never;
 
 interface WsRow {
   seq: number;

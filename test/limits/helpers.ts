@@ -12,6 +12,8 @@ export const TYPE = "llm.completion";
 export interface Env {
   t: TestServer;
   clock: ManualClock;
+  /** The test's own workspace id. */
+  workspace: string;
 }
 
 let shared: { server: TestServer; clock: ManualClock } | undefined;
@@ -32,7 +34,8 @@ export async function freshServer(options: { start?: number } = {}): Promise<Env
   }
   const { server, clock } = shared;
   clock.set(start);
-  const boot = await server.server.engine.bootstrap(`limits-${++workspaces}`);
+  const workspace = `limits-${++workspaces}`;
+  const boot = await server.server.engine.bootstrap(workspace);
   const key = boot.adminKey;
   if (!key) throw new Error("bootstrap did not mint an admin key");
   const t: TestServer = {
@@ -42,7 +45,7 @@ export async function freshServer(options: { start?: number } = {}): Promise<Env
     close: async () => {},
   };
   await defineMeters(t);
-  return { t, clock };
+  return { t, clock, workspace };
 }
 
 /** Closes the file's server (call from afterAll). */

@@ -155,7 +155,8 @@ const Owner = { plan: Type.Optional(Nullable(Id)), customer: Type.Optional(Nulla
 
 const quotaFields = {
   meter: Id,
-  amount: Amount,
+  /** Meter units; for a meter over `cost`, money: a decimal USD string ("25.00"). */
+  amount: Type.Union([Amount, Money]),
   period: Period,
   group_by: Type.Optional(Type.Array(FieldName, { maxItems: bounds.groupByMax, uniqueItems: true })),
   filter: Type.Optional(Dimensions),

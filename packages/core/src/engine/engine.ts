@@ -19,6 +19,7 @@ import {
   toRateLimit,
 } from "../quota/definitions.js";
 import { rateLimitConfigProblems } from "../ratelimit/index.js";
+import { parsePicoUsd } from "../pricing/money.js";
 import { parseInstant } from "../time.js";
 import type { ApiKeyRecord, Customer, MeterDef, Page, Role, UsageEvent } from "../types.js";
 import {
@@ -284,6 +285,9 @@ export class Engine {
 
   async putMeter(workspaceId: string, id: string, input: MeterInput) {
     const value = input.value === undefined ? [] : Array.isArray(input.value) ? input.value : [input.value];
+    if (value.includes("cost") && value.length > 1) {
+      throw invalid("cost is money: a meter sums it alone, not with other values", { field: "value" });
+    }
     if (input.aggregation !== "count" && value.length === 0) {
       throw invalid(`aggregation ${input.aggregation} needs a value`, { field: "value" });
     }
@@ -529,6 +533,20 @@ export class Engine {
     if (!meter) throw invalid(`meter ${q.meter} does not exist`, { field: "meter" });
     if (meter.body.aggregation !== "sum" && meter.body.aggregation !== "count") {
       throw invalid("a quota counts a sum or count meter", { field: "meter" });
+    }
+    // A spend cap: the amount is money (a decimal USD string), counted in pico-USD like values.cost.
+    const amount = q.amount as unknown;
+    if (typeof amount === "string") {
+      if (!meter.body.value.includes("cost")) {
+        throw invalid("amount is a number of meter units (a USD string only for a meter over cost)", {
+          field: "amount",
+        });
+      }
+      const pico = parsePicoUsd(amount, { field: "amount" });
+      if (pico > BigInt(bounds.amountMax)) {
+        throw invalid("amount is more than 9007.199254740991 USD", { field: "amount" });
+      }
+      return toQuota(id, scope, { ...q, amount: Number(pico) }, 0);
     }
     return toQuota(id, scope, q, 0);
   }

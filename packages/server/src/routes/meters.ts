@@ -1,3 +1,4 @@
+import { formatPicoUsd } from "@tollgate/core";
 import type { FastifyInstance } from "fastify";
 import { presentMeter, presentMeterRow } from "../present.js";
 import { IdParams, MeterBody, MeterQuery, PageQuery } from "../schemas.js";
@@ -28,10 +29,17 @@ export function meterRoutes(app: FastifyInstance, { engine }: RouteDeps) {
   r.get(
     "/v1/meters/:id/query",
     { schema: { params: IdParams, querystring: MeterQuery, tags: ["meters"] }, config: { role: "service" } },
-    async (req) => ({
-      data: (await engine.queryMeter(req.principal.workspaceId, req.params.id, req.query)).map(
-        presentMeterRow,
-      ),
-    }),
+    async (req) => {
+      const ws = req.principal.workspaceId;
+      const rows = await engine.queryMeter(ws, req.params.id, req.query);
+      // Money is a decimal USD string: a meter over cost (sum, max, latest) prints its value so.
+      const meter = await engine.getMeter(ws, req.params.id);
+      const money = meter.value.includes("cost") && meter.aggregation !== "count" && meter.aggregation !== "unique_count";
+      return {
+        data: rows.map((row) =>
+          money ? { ...presentMeterRow(row), value: formatPicoUsd(row.value) } : presentMeterRow(row),
+        ),
+      };
+    },
   );
 }

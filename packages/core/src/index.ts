@@ -12,5 +12,6 @@ export * from "./pricing/index.js";
 export * from "./quota/decide.js";
 export * from "./quota/definitions.js";
 export * from "./ratelimit/index.js";
+export * from "./reports/index.js";
 export * from "./time.js";
 export type * from "./types.js";

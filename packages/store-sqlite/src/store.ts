@@ -11,9 +11,14 @@ import type {
   NewDelivery,
   RecordKind,
   ReservationRecord,
+  RollupQuery,
+  RollupTotals,
   Store,
   StoredRecord,
   UsageEvent,
+  UsageRollupRow,
+  WorkflowRunQuery,
+  WorkflowRunTotals,
   WebhookRecord,
   Workspace,
 } from "@tollgate/core";
@@ -21,6 +26,7 @@ import { TollgateError } from "@tollgate/core";
 import Database from "better-sqlite3";
 import { SqliteAlerts } from "./alerts.js";
 import { migrate } from "./migrate.js";
+import { SqliteReports } from "./reports.js";
 import { createWriter, type WriterResult, type WriterWrite } from "./writer-core.js";
 
 export interface SqliteStoreOptions {
@@ -64,6 +70,7 @@ export class SqliteStore implements Store {
   private readonly worker: Worker | null = null;
   private readonly stmt;
   private readonly alerts: SqliteAlerts;
+  private readonly reports: SqliteReports;
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
@@ -72,8 +79,12 @@ export class SqliteStore implements Store {
     this.db.pragma(`synchronous = ${(options.synchronous ?? "full").toUpperCase()}`);
     this.db.pragma("foreign_keys = ON");
     this.db.pragma("busy_timeout = 5000");
+    const before = this.db.pragma("user_version", { simple: true }) as number;
     migrate(this.db);
     this.alerts = new SqliteAlerts(this.db, (id) => this.wsSeq.get(id));
+    this.reports = new SqliteReports(this.db, (id) => this.wsSeq.get(id));
+    // A store older than the rollups (migration 003): compute them once from its events.
+    if (before > 0 && before < 3) this.reports.rebuildRollups();
     const synchronous = options.synchronous ?? "full";
     if (options.path === ":memory:") {
       const flush = createWriter(this.db);
@@ -439,6 +450,33 @@ export class SqliteStore implements Store {
       if (row.price_row !== null) event.priceRow = row.price_row;
       visit(event, row.seq);
     }
+  }
+
+  // ---- reports (rollups, retention): see reports.ts -------------------------------------------
+
+  async queryRollups(workspaceId: string, query: RollupQuery): Promise<RollupTotals[]> {
+    return this.reports.queryRollups(workspaceId, query);
+  }
+
+  async scanUsage(
+    workspaceId: string,
+    scan: EventScan,
+    visitEvent: (event: UsageEvent, seq: number) => void,
+    visitRollup: (row: UsageRollupRow) => void,
+  ): Promise<{ asOfSeq: number }> {
+    return this.reports.scanUsage(workspaceId, scan, visitEvent, visitRollup);
+  }
+
+  async listWorkflowRuns(workspaceId: string, query: WorkflowRunQuery): Promise<WorkflowRunTotals[]> {
+    return this.reports.listWorkflowRuns(workspaceId, query);
+  }
+
+  async purgeEvents(workspaceId: string, customer: string, before: number): Promise<number> {
+    return this.reports.purgeEvents(workspaceId, customer, before);
+  }
+
+  async rebuildRollups(): Promise<{ events: number }> {
+    return this.reports.rebuildRollups();
   }
 
   // ---- alerts and webhooks: see alerts.ts ----------------------------------------------------------

@@ -1,0 +1,3 @@
+export * from "./csv.js";
+export * from "./trend.js";
+export * from "./usage.js";

@@ -21,7 +21,8 @@ CREATE TABLE rollup_hour (
   PRIMARY KEY (ws, bucket, customer, type, dims)
 ) WITHOUT ROWID;
 
--- The same rows per UTC day: reports over days, weeks and months read 24 times fewer rows.
+-- The same rows per UTC day, for reports (days, weeks and months read up to 24 times fewer rows).
+-- Only the report columns: quota loading reads the hour rows.
 CREATE TABLE rollup_day (
   ws         INTEGER NOT NULL,
   bucket     INTEGER NOT NULL,
@@ -33,7 +34,6 @@ CREATE TABLE rollup_day (
   tokens_out INTEGER NOT NULL,
   steps      INTEGER NOT NULL,
   cost       INTEGER NOT NULL,
-  vals       TEXT NOT NULL,
   PRIMARY KEY (ws, bucket, customer, type, dims)
 ) WITHOUT ROWID;
 

@@ -77,9 +77,13 @@ export class SqliteReports {
       where.push(`type IN (${q.types.map(() => "?").join(",")})`);
       params.push(...q.types);
     }
-    const keys = q.byCustomer ? "bucket, customer, dims" : "bucket, dims";
+    // Without buckets, the range's start stands in for them (a constant: SQLite groups by dims only).
+    const bucket = q.byBucket === false ? "? AS bucket" : "bucket";
+    if (q.byBucket === false) params.unshift(q.from);
+    const keys = q.byCustomer ? `${bucket}, customer, dims` : `${bucket}, dims`;
+    const groupKeys = q.byBucket === false ? keys.slice(keys.indexOf(",") + 2) : keys;
     const sums = "sum(events), sum(tokens_in), sum(tokens_out), sum(steps), sum(cost)";
-    const sql = `SELECT ${keys}, ${sums} FROM ${table} WHERE ${where.join(" AND ")} GROUP BY ${keys} ORDER BY bucket`;
+    const sql = `SELECT ${keys}, ${sums} FROM ${table} WHERE ${where.join(" AND ")} GROUP BY ${groupKeys} ORDER BY bucket`;
     const toTotals = (r: unknown[]): RollupTotals => {
       const c = q.byCustomer ? 1 : 0;
       return {
@@ -308,9 +312,9 @@ export class SqliteReports {
         batch.write({ hour: stmts.hour, day: null, run: runIfAbsent });
         db.exec("DELETE FROM rollup_day");
         db.exec(
-          `INSERT INTO rollup_day (ws, bucket, customer, type, dims, events, tokens_in, tokens_out, steps, cost, vals)
+          `INSERT INTO rollup_day (ws, bucket, customer, type, dims, events, tokens_in, tokens_out, steps, cost)
            SELECT ws, (bucket / 86400000) * 86400000 AS day, customer, type, dims, sum(events), sum(tokens_in),
-                  sum(tokens_out), sum(steps), sum(cost), sum_vals(vals)
+                  sum(tokens_out), sum(steps), sum(cost)
            FROM rollup_hour GROUP BY ws, day, customer, type, dims`,
         );
         return { events };

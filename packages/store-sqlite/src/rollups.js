@@ -6,7 +6,7 @@ export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;
 
 /** Rows of one rollup table: both tables share the shape. */
-const CELL_COLUMNS = "ws, bucket, customer, type, dims, events, tokens_in, tokens_out, steps, cost, vals";
+const CELL_COLUMNS = "ws, bucket, customer, type, dims, events, tokens_in, tokens_out, steps, cost";
 
 /** Sums two `vals` JSON objects of value sums. Registered as an SQL function on every connection. */
 export function mergeSums(a, b) {
@@ -39,17 +39,18 @@ export function registerRollupFunctions(db) {
 
 /** Upsert statements of the rollup tables, prepared once per connection. */
 export function prepareRollupStatements(db) {
-  const upsert = (table) =>
-    db.prepare(
-      `INSERT INTO ${table} (${CELL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (ws, bucket, customer, type, dims) DO UPDATE SET
-         events = events + excluded.events, tokens_in = tokens_in + excluded.tokens_in,
+  const sums = `events = events + excluded.events, tokens_in = tokens_in + excluded.tokens_in,
          tokens_out = tokens_out + excluded.tokens_out, steps = steps + excluded.steps,
-         cost = cost + excluded.cost, vals = merge_sums(vals, excluded.vals)`,
-    );
+         cost = cost + excluded.cost`;
   return {
-    hour: upsert("rollup_hour"),
-    day: upsert("rollup_day"),
+    hour: db.prepare(
+      `INSERT INTO rollup_hour (${CELL_COLUMNS}, vals) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (ws, bucket, customer, type, dims) DO UPDATE SET ${sums}, vals = merge_sums(vals, excluded.vals)`,
+    ),
+    day: db.prepare(
+      `INSERT INTO rollup_day (${CELL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (ws, bucket, customer, type, dims) DO UPDATE SET ${sums}`,
+    ),
     run: db.prepare(
       `INSERT INTO workflow_runs (ws, workflow, run, customer, events, steps, tokens_in, tokens_out, cost, first_ts, last_ts)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -177,7 +178,6 @@ export class RollupBatch {
         v.tokens_out ?? 0,
         v.steps ?? 0,
         v.cost ?? 0,
-        canonicalSums(v),
       );
     }
     this.cells.clear();

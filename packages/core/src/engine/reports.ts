@@ -93,6 +93,7 @@ export class Reports {
             customer: q.customer,
             types,
             byCustomer,
+            byBucket: granularity !== null,
           });
           for (const t of totals) merger.add(t);
         }

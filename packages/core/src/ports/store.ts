@@ -278,6 +278,8 @@ export interface RollupQuery {
   types?: string[];
   /** Rows per customer; otherwise every customer is added up (rows carry customer null). */
   byCustomer: boolean;
+  /** false: one row per dimensions (and customer) over the whole range, with bucket = from. @default true */
+  byBucket?: boolean;
 }
 
 export interface RollupTotals {

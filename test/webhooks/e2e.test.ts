@@ -1,13 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  createWebhook,
-  defineQuota,
-  deliveries,
-  Receiver,
-  startTollgate,
-  type Tollgate,
-  use,
-} from "./helpers.js";
+import { createWebhook, defineQuota, deliveries, Receiver, startTollgate, use } from "./helpers.js";
 
 const open: { close(): Promise<void> }[] = [];
 afterEach(async () => {

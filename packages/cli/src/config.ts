@@ -27,6 +27,17 @@ export interface TollgateConfig {
   limits?: Section;
   rate_limits?: Section;
   concurrency_limits?: Section;
+  /**
+   * Workspace price overrides, per model, USD per 1M tokens. Without `effective_from` a price from
+   * the file is in force from the beginning (it overrides the catalogue for every event priced
+   * from now on), so applying the file twice changes nothing.
+   * @example { "gpt-4o": { input: "2.5", output: "10", cached_input: "1.25" } }
+   */
+  prices?: Section;
+  /** @example { unknown_model: fallback, fallback_model: gpt-4o-mini } */
+  pricing?: { unknown_model: string; fallback_model?: string };
+  /** Debit rules: @example { per-1k-tokens: { meter: tokens, credits_per_unit: 1, unit: 1000 } } */
+  balance_rules?: Section;
   /** Upstreams of the LLM proxy (read at start, never sent to the API); env TOLLGATE_OPENAI_* / TOLLGATE_ANTHROPIC_* win. */
   proxy?: ProxySection;
   /** Settings of the webhook worker (not definitions: read at start, never sent to the API). */
@@ -76,12 +87,14 @@ export interface ProxySection {
 
 /** Sections in the order they are applied: what a later one refers to exists by then. */
 const SECTIONS = [
+  ["prices", "/v1/prices/"],
   ["meters", "/v1/meters/"],
   ["plans", "/v1/plans/"],
   ["customers", "/v1/customers/"],
   ["limits", "/v1/limits/"],
   ["rate_limits", "/v1/rate-limits/"],
   ["concurrency_limits", "/v1/concurrency-limits/"],
+  ["balance_rules", "/v1/balance-rules/"],
 ] as const;
 
 /** A section as [id, body] pairs: a map keyed by id, or a list of bodies that carry their `id`. */
@@ -99,7 +112,7 @@ export function loadConfig(path: string): TollgateConfig {
   const doc = parse(readFileSync(path, "utf8")) ?? {};
   if (typeof doc !== "object" || Array.isArray(doc))
     throw new Error(`${path}: expected a mapping at the top`);
-  const known = new Set<string>([...SECTIONS.map(([s]) => s), "webhooks", "proxy"]);
+  const known = new Set<string>([...SECTIONS.map(([s]) => s), "pricing", "webhooks", "proxy"]);
   for (const key of Object.keys(doc)) {
     if (!known.has(key))
       throw new Error(`${path}: unknown section "${key}" (known: ${[...known].join(", ")})`);
@@ -119,7 +132,11 @@ export interface ApplyReport {
 export async function applyConfig(config: TollgateConfig, send: Send): Promise<ApplyReport> {
   const report: ApplyReport = { created: [], updated: [] };
   for (const [section, prefix] of SECTIONS) {
-    for (const [id, body] of entries(config[section], section)) {
+    for (const [id, given] of entries(config[section], section)) {
+      const body =
+        section === "prices" && (given as { effective_from?: string }).effective_from === undefined
+          ? { ...(given as object), effective_from: "1970-01-01T00:00:00Z" }
+          : given;
       const res = await send("PUT", prefix + encodeURIComponent(id), body);
       if (res.status === 201) report.created.push(`${section}/${id}`);
       else if (res.status === 200) report.updated.push(`${section}/${id}`);
@@ -128,6 +145,14 @@ export async function applyConfig(config: TollgateConfig, send: Send): Promise<A
         throw new Error(`${section}/${id}: ${res.status} ${err?.message ?? JSON.stringify(res.body)}`);
       }
     }
+  }
+  if (config.pricing) {
+    const res = await send("PUT", "/v1/settings/pricing", config.pricing);
+    if (res.status !== 200) {
+      const err = (res.body as { error?: { message?: string } })?.error;
+      throw new Error(`pricing: ${res.status} ${err?.message ?? JSON.stringify(res.body)}`);
+    }
+    report.updated.push("pricing");
   }
   return report;
 }

@@ -84,6 +84,34 @@ program
     for (const what of report.updated) process.stdout.write(`updated ${what}\n`);
   });
 
+program
+  .command("reprice")
+  .description("after a price correction: recompute stored costs, rollups and balance debits of a range")
+  .requiredOption("--from <instant>", "start of the range (RFC 3339)")
+  .requiredOption("--to <instant>", "end of the range, exclusive (RFC 3339)")
+  .option("--model <model>", "only events of this model")
+  .option("--url <url>", "the server", env.TOLLGATE_URL ?? "http://127.0.0.1:8787")
+  .option("--key <key>", "an admin key (or TOLLGATE_API_KEY)", env.TOLLGATE_API_KEY)
+  .action(async (opts) => {
+    if (!opts.key) throw new Error("an admin key is needed: --key or TOLLGATE_API_KEY");
+    const res = await fetch(new URL("/v1/prices/reprice", opts.url), {
+      method: "POST",
+      headers: { authorization: `Bearer ${opts.key}`, "content-type": "application/json" },
+      body: JSON.stringify({ from: opts.from, to: opts.to, ...(opts.model ? { model: opts.model } : {}) }),
+    });
+    const body = (await res.json().catch(() => null)) as {
+      error?: { message: string };
+      events_changed?: number;
+      events_scanned?: number;
+      models?: { model: string; events: number; cost_before: string; cost_after: string }[];
+    } | null;
+    if (!res.ok) throw new Error(`${res.status} ${body?.error?.message ?? ""}`);
+    process.stdout.write(`repriced ${body?.events_changed} of ${body?.events_scanned} events\n`);
+    for (const m of body?.models ?? []) {
+      process.stdout.write(`  ${m.model}: ${m.events} events, ${m.cost_before} → ${m.cost_after} USD\n`);
+    }
+  });
+
 /** Admin commands work on the data folder directly, so they work when no key is at hand. */
 async function withEngine<T>(dataDir: string, fn: (engine: Engine) => Promise<T>): Promise<T> {
   const store = new SqliteStore({ path: join(dataDir, "tollgate.db") });

@@ -17,12 +17,12 @@ import type {
   StoredRecord,
   UsageEvent,
   UsageRollupRow,
+  WebhookRecord,
   WorkflowRunQuery,
   WorkflowRunTotals,
-  WebhookRecord,
   Workspace,
 } from "@tollgate/core";
-import { TollgateError } from "@tollgate/core";
+import { canonicalFlat, TollgateError } from "@tollgate/core";
 import Database from "better-sqlite3";
 import { SqliteAlerts } from "./alerts.js";
 import { migrate } from "./migrate.js";
@@ -275,6 +275,21 @@ export class SqliteStore implements Store {
     if (entries.length === 0) return;
     const ws = this.ws(workspaceId);
     await this.enqueue({ kind: "ledger", ws, rows: entries.flatMap((e) => ledgerRow(customer, e)) });
+  }
+
+  async updateEventValues(
+    workspaceId: string,
+    updates: { id: string; values: Record<string, number>; priceRow: string | null }[],
+  ): Promise<number> {
+    const ws = this.ws(workspaceId);
+    const stmt = this.db.prepare("UPDATE events SET vals = ?, price_row = ? WHERE ws = ? AND id = ?");
+    return this.db
+      .transaction(() => {
+        let changed = 0;
+        for (const u of updates) changed += stmt.run(canonicalFlat(u.values), u.priceRow, ws, u.id).changes;
+        return changed;
+      })
+      .immediate();
   }
 
   async loadLedger(workspaceId: string, customer: string): Promise<LedgerEntry[]> {

@@ -6,6 +6,7 @@ import { bounds } from "../limits.js";
 import { type Accumulator, createAccumulator, meterMatches } from "../meter/meter.js";
 import { type CalendarUnit, nextWindowStartUtc, windowStartUtc } from "../period/calendar.js";
 import type { EventToStore, ReservationRecord, Store, StoredRecord } from "../ports/store.js";
+import { formatPicoUsd, parsePicoUsd } from "../pricing/money.js";
 import { limitState, percentUsed } from "../quota/decide.js";
 import {
   type AnyLimit,
@@ -19,8 +20,7 @@ import {
   toRateLimit,
 } from "../quota/definitions.js";
 import { rateLimitConfigProblems } from "../ratelimit/index.js";
-import { parsePicoUsd } from "../pricing/money.js";
-import { parseInstant } from "../time.js";
+import { formatInstant, parseInstant } from "../time.js";
 import type { ApiKeyRecord, Customer, MeterDef, Page, Role, UsageEvent } from "../types.js";
 import {
   type BalanceRule,
@@ -803,6 +803,130 @@ export class Engine {
   async deleteBalanceRule(workspaceId: string, id: string): Promise<void> {
     if (!(await this.store.deleteRecord(workspaceId, "balance_rule", id))) throw notFound("balance rule", id);
     this.book.invalidate(workspaceId);
+  }
+
+  // ---- repricing ---------------------------------------------------------------------------------
+
+  /**
+   * After a price correction: recomputes the cost of the stored events of [from, to) (of one model,
+   * or all) with the prices in force now, rewrites the events that changed, rebuilds the rollups,
+   * adjusts the balances that debit rules charged for cost, and keeps an audit entry of what changed.
+   * Events that brought their own cost keep it. Idempotent: a second run changes nothing.
+   */
+  async reprice(workspaceId: string, input: { from: string; to: string; model?: string }) {
+    const from = parseInstant(input.from, "from");
+    const to = parseInstant(input.to, "to");
+    if (from >= to) throw invalid("from must be before to", { field: "from" });
+    const now = this.clock.now();
+    this.pricing.invalidate(workspaceId);
+    await this.pricing.prepare(workspaceId);
+    const book = await this.book.get(workspaceId);
+    const costRules = book.balanceRules.filter((r) => book.meters.get(r.meter)?.value.includes("cost"));
+    const wanted = input.model?.trim().toLowerCase();
+    const updates: { id: string; values: Record<string, number>; priceRow: string | null }[] = [];
+    const byModel = new Map<string, { events: number; before: bigint; after: bigint }>();
+    /** customer → rule → change of units (pico-USD) the rule charged */
+    const ruleDelta = new Map<string, Map<string, bigint>>();
+    let scanned = 0;
+    await this.store.scanEvents(workspaceId, { from, to }, (event) => {
+      const model = event.dimensions.model;
+      if (model === undefined || (wanted !== undefined && model.trim().toLowerCase() !== wanted)) return;
+      // An event's own cost (no price row) is the producer's word: never repriced.
+      if (event.values.cost !== undefined && event.priceRow === undefined) return;
+      scanned++;
+      const { cost: oldCost, ...values } = event.values;
+      let result: ReturnType<Pricing["price"]>;
+      try {
+        result = this.pricing.price(workspaceId, values, event.dimensions, event.timestamp, "");
+      } catch {
+        return; // now refused (reject policy) or malformed: keep what was stored
+      }
+      const newCost = result.kind === "priced" ? result.cost : undefined;
+      const newRow = result.kind === "priced" ? result.rowId : null;
+      if (newCost === oldCost && newRow === (event.priceRow ?? null)) return;
+      updates.push({ id: event.id, values, priceRow: newRow });
+      const m = byModel.get(model) ?? { events: 0, before: 0n, after: 0n };
+      m.events++;
+      m.before += BigInt(oldCost ?? 0);
+      m.after += BigInt(newCost ?? 0);
+      byModel.set(model, m);
+      for (const rule of costRules) {
+        const meter = book.meters.get(rule.meter)!;
+        if (!meterMatches(meter, { ...event, values })) continue;
+        const delta = BigInt(newCost ?? 0) - BigInt(oldCost ?? 0);
+        const perCustomer = ruleDelta.get(event.customer) ?? new Map<string, bigint>();
+        perCustomer.set(rule.id, (perCustomer.get(rule.id) ?? 0n) + delta);
+        ruleDelta.set(event.customer, perCustomer);
+      }
+    });
+    const auditId = this.keys.id("reprice");
+    if (updates.length > 0) {
+      await this.store.updateEventValues(workspaceId, updates);
+      await this.store.rebuildRollups();
+      this.limiter.forgetFamilies(workspaceId);
+    }
+    // Balances: more cost → the rule charges the difference; less → the difference comes back as a credit.
+    const adjustments: { customer: string; rule: string; units: string; credits: number }[] = [];
+    for (const [customer, rules] of ruleDelta) {
+      for (const [ruleId, delta] of rules) {
+        const rule = costRules.find((r) => r.id === ruleId)!;
+        if (delta === 0n) continue;
+        const key = `${auditId}/${ruleId}`;
+        if (delta > 0n) {
+          const applied = await this.balances.apply(workspaceId, customer, {
+            kind: "usage",
+            idempotencyKey: key,
+            at: now,
+            rule: ruleId,
+            units: Number(delta),
+            creditsPerUnit: rule.creditsPerUnit,
+            unit: rule.unit,
+            description: `reprice ${auditId}`,
+          });
+          adjustments.push({
+            customer,
+            rule: ruleId,
+            units: delta.toString(),
+            credits: -(applied as { amount: number }).amount,
+          });
+        } else {
+          const refund = Number((-delta * BigInt(rule.creditsPerUnit)) / BigInt(rule.unit));
+          if (refund > 0) {
+            await this.balances.apply(workspaceId, customer, {
+              kind: "credit",
+              idempotencyKey: key,
+              at: now,
+              amount: refund,
+              description: `reprice ${auditId}: refund`,
+            });
+          }
+          adjustments.push({ customer, rule: ruleId, units: delta.toString(), credits: refund });
+        }
+      }
+    }
+    const audit = {
+      id: auditId,
+      kind: "reprice",
+      at: formatInstant(now),
+      from: input.from,
+      to: input.to,
+      ...(input.model !== undefined ? { model: input.model } : {}),
+      events_scanned: scanned,
+      events_changed: updates.length,
+      models: [...byModel].map(([model, m]) => ({
+        model,
+        events: m.events,
+        cost_before: formatPicoUsd(m.before),
+        cost_after: formatPicoUsd(m.after),
+      })),
+      balance_adjustments: adjustments,
+    };
+    await this.store.putRecord(workspaceId, "audit", auditId, audit, now);
+    return audit;
+  }
+
+  async listAudit(workspaceId: string) {
+    return (await listAll<Record<string, unknown>>(this.store, workspaceId, "audit")).map((r) => r.body);
   }
 
   // ---- helpers --------------------------------------------------------------------------------

@@ -547,6 +547,15 @@ export class Limiter {
     return this.active.size;
   }
 
+  /**
+   * Drops the workspace's loaded quota counters: the next check reloads them from the store (after
+   * stored events were changed in place, e.g. repriced). Holds stay.
+   */
+  forgetFamilies(workspaceId: string): void {
+    const prefix = `${workspaceId}\u0001`;
+    for (const key of this.families.keys()) if (key.startsWith(prefix)) this.families.delete(key);
+  }
+
   sweep(now: number): void {
     this.expireDue(now);
     for (const table of this.rateTables.values()) table.sweep(now);

@@ -155,7 +155,12 @@ export class Pricing {
 
   // ---- the API ---------------------------------------------------------------------------------
 
-  async putPrice(workspaceId: string, model: string, input: PriceInput, now: number): Promise<PriceView> {
+  async putPrice(
+    workspaceId: string,
+    model: string,
+    input: PriceInput,
+    now: number,
+  ): Promise<{ price: PriceView; created: boolean }> {
     const name = normalizeModel(model);
     if (name === "") throw invalid("model must not be empty", { field: "model" });
     const effectiveFrom =
@@ -179,9 +184,15 @@ export class Pricing {
     };
     const reasoning = rate(input.reasoning, "reasoning");
     if (reasoning !== undefined) body.reasoning = reasoning.toString();
-    await this.store.putRecord(workspaceId, "price", `${name}@${formatInstant(effectiveFrom)}`, body, now);
+    const { created } = await this.store.putRecord(
+      workspaceId,
+      "price",
+      `${name}@${formatInstant(effectiveFrom)}`,
+      body,
+      now,
+    );
     this.invalidate(workspaceId);
-    return viewOf(toRow(body));
+    return { price: viewOf(toRow(body)), created };
   }
 
   async deletePrice(workspaceId: string, model: string, effectiveFrom: string | undefined): Promise<boolean> {

@@ -24,6 +24,7 @@ export type RecordKind =
   | "price"
   | "balance_rule"
   | "setting"
+  | "audit"
   | "webhook";
 
 export interface StoredRecord<T = unknown> {
@@ -259,6 +260,15 @@ export interface Store {
     now: number,
   ): Promise<DeliveryRecord | undefined>;
   // ---- end of alerts and webhooks -----------------------------------------------------------------
+
+  /**
+   * Replaces stored events' values and price row in place (repricing), in one transaction; rollups
+   * are not touched (rebuild them after). Returns how many events were changed.
+   */
+  updateEventValues(
+    workspaceId: string,
+    updates: { id: string; values: Record<string, number>; priceRow: string | null }[],
+  ): Promise<number>;
 
   /** Flushes pending writes and closes. */
   close(): Promise<void>;

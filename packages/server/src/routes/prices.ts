@@ -54,13 +54,14 @@ export function priceRoutes(app: FastifyInstance, { engine }: RouteDeps) {
     "/v1/prices/:model",
     { schema: { params: ModelParams, body: PriceBody, tags: ["prices"] } },
     async (req, reply) => {
-      reply.code(201);
-      return engine.pricing.putPrice(
+      const { price, created } = await engine.pricing.putPrice(
         req.principal.workspaceId,
         req.params.model,
         req.body,
         engine.clock.now(),
       );
+      reply.code(created ? 201 : 200);
+      return price;
     },
   );
   r.delete(
@@ -82,6 +83,22 @@ export function priceRoutes(app: FastifyInstance, { engine }: RouteDeps) {
       reply.code(204);
     },
   );
+  r.post(
+    "/v1/prices/reprice",
+    {
+      schema: {
+        body: Type.Object(
+          { from: Instant, to: Instant, model: Type.Optional(Model) },
+          { additionalProperties: false },
+        ),
+        tags: ["prices"],
+      },
+    },
+    async (req) => engine.reprice(req.principal.workspaceId, req.body),
+  );
+  r.get("/v1/audit", { schema: { tags: ["prices"] } }, async (req) => ({
+    data: await engine.listAudit(req.principal.workspaceId),
+  }));
   r.get("/v1/settings/pricing", { schema: { tags: ["prices"] }, config: { role: "service" } }, async (req) =>
     engine.pricing.getSettings(req.principal.workspaceId),
   );

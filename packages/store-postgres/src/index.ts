@@ -1,1 +1,2 @@
-export {};
+export { migrate } from "./migrate.js";
+export { PostgresStore, type PostgresStoreOptions } from "./store.js";

@@ -104,7 +104,7 @@ describe("webhook endpoints API", () => {
     const t = await tollgate();
     const r = await receiver();
     const hook = await createWebhook(t, r.url, ["limit.warning", "limit.exceeded"]);
-    const rotated = await t.api("POST", `/v1/webhooks/${hook.id}/rotate-secret`, {});
+    const rotated = await t.api("POST", `/v1/webhooks/${hook.id}/rotate-secret`); // no body: defaults
     expect(rotated.status, rotated.text).toBe(200);
     expect(rotated.body.secret).not.toBe(hook.secret);
     expect(rotated.body.previous_secret_expires_at).toBe("2026-11-24T10:00:00Z");
@@ -259,6 +259,32 @@ describe("alerts", () => {
       expect.objectContaining({ type: "balance.low", data: { customer: "acme", available: 80, level: 100 } }),
       expect.objectContaining({ type: "balance.low", data: { customer: "acme", available: 20, level: 100 } }),
     ]);
+  });
+
+  it("balance.low from the balances: available credits falling under the configured level, once per top-up", async () => {
+    const t = await tollgate();
+    t.server.engine.alerts.balanceLowLevel = 100;
+    await t.api("PUT", "/v1/customers/acme", { name: "Acme" });
+    const credit = (amount: number, key: string) =>
+      t.api("POST", "/v1/customers/acme/balance/credits", { amount, idempotency_key: key });
+    const debit = (amount: number, key: string) =>
+      t.api("POST", "/v1/customers/acme/balance/debits", { amount, idempotency_key: key });
+    expect((await credit(150, "c1")).status).toBeLessThan(300);
+    expect((await debit(40, "d1")).status).toBeLessThan(300); // 110 left: above the level
+    await t.server.engine.alerts.settle();
+    expect((await t.api("GET", "/v1/alerts?type=balance.low")).body.data).toEqual([]);
+    expect((await debit(20, "d2")).status).toBeLessThan(300); // 90
+    expect((await debit(30, "d3")).status).toBeLessThan(300); // 60: still the same episode
+    await t.server.engine.alerts.settle();
+    let low = (await t.api("GET", "/v1/alerts?type=balance.low")).body.data;
+    expect(low).toHaveLength(1);
+    expect(low[0]).toMatchObject({ customer: "acme", data: { customer: "acme", available: 90, level: 100 } });
+    // A top-up re-arms it: the next fall under the level is a new alert.
+    expect((await credit(100, "c2")).status).toBeLessThan(300); // 160
+    expect((await debit(100, "d4")).status).toBeLessThan(300); // 60
+    await t.server.engine.alerts.settle();
+    low = (await t.api("GET", "/v1/alerts?type=balance.low")).body.data;
+    expect(low.map((a: { data: { available: number } }) => a.data.available)).toEqual([60, 90]);
   });
 
   it("usage.summary: daily and weekly per customer with usage, once, after a restart too", async () => {

@@ -42,6 +42,8 @@ export interface TollgateConfig {
   proxy?: ProxySection;
   /** Settings of the webhook worker (not definitions: read at start, never sent to the API). */
   webhooks?: WebhookSettingsSection;
+  /** Alert settings (read at start). */
+  alerts?: AlertSettingsSection;
 }
 
 export interface WebhookSettingsSection {
@@ -56,6 +58,29 @@ export interface WebhookSettingsSection {
   timeout_seconds?: number;
   /** Attempts in flight at once. @default 16 */
   concurrency?: number;
+}
+
+export interface AlertSettingsSection {
+  /**
+   * Raise `balance.low` when a customer's available credits fall under this many (once per top-up).
+   * Env TOLLGATE_BALANCE_LOW_LEVEL. Unset: no balance.low alerts.
+   * @example 1000
+   */
+  balance_low_level?: number;
+}
+
+/** Alert settings: environment over tollgate.yaml. */
+export function alertSettings(
+  configPath: string | undefined,
+  env: Record<string, string | undefined>,
+): { balanceLowLevel: number | null } {
+  const file = configPath ? (loadConfig(configPath).alerts ?? {}) : {};
+  const raw = env.TOLLGATE_BALANCE_LOW_LEVEL;
+  const level = raw !== undefined && raw !== "" ? Number(raw) : file.balance_low_level;
+  if (level !== undefined && !Number.isSafeInteger(level)) {
+    throw new Error(`balance_low_level must be an integer, got ${raw ?? level}`);
+  }
+  return { balanceLowLevel: level ?? null };
 }
 
 /** The worker's settings: environment over tollgate.yaml over defaults. */
@@ -112,7 +137,7 @@ export function loadConfig(path: string): TollgateConfig {
   const doc = parse(readFileSync(path, "utf8")) ?? {};
   if (typeof doc !== "object" || Array.isArray(doc))
     throw new Error(`${path}: expected a mapping at the top`);
-  const known = new Set<string>([...SECTIONS.map(([s]) => s), "pricing", "webhooks", "proxy"]);
+  const known = new Set<string>([...SECTIONS.map(([s]) => s), "pricing", "webhooks", "alerts", "proxy"]);
   for (const key of Object.keys(doc)) {
     if (!known.has(key))
       throw new Error(`${path}: unknown section "${key}" (known: ${[...known].join(", ")})`);

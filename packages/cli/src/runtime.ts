@@ -13,7 +13,7 @@ import {
 } from "@tollgate/server";
 import { SqliteStore } from "@tollgate/store-sqlite";
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
-import { type ApplyReport, applyConfig, loadConfig, webhookSettings } from "./config.js";
+import { type ApplyReport, alertSettings, applyConfig, loadConfig, webhookSettings } from "./config.js";
 import { isValidTimeZone } from "./timezone.js";
 
 export interface ServerOptions {
@@ -79,6 +79,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       options.proxy ??
       proxyOptionsFrom(process.env, options.configPath ? loadConfig(options.configPath).proxy : undefined),
   });
+  engine.alerts.balanceLowLevel = alertSettings(options.configPath, process.env).balanceLowLevel;
   const webhooks = startWebhookService(engine, {
     ...webhookSettings(options.configPath, process.env),
     onError: (err, what) => app.log.error({ err }, `${what} failed`),

@@ -3,6 +3,7 @@ import type { Clock } from "../clock.js";
 import type { LimitBook } from "../engine/book.js";
 import type { CheckResult, CustomerContext, UsageChange, UsageObserver } from "../engine/limiter.js";
 import { invalid, notFound } from "../errors.js";
+import type { LedgerView } from "../ledger/types.js";
 import { bounds } from "../limits.js";
 import { createAccumulator, meterMatches } from "../meter/meter.js";
 import { DAY_MS, windowStartUtc } from "../period/calendar.js";
@@ -160,6 +161,31 @@ export class AlertCenter implements UsageObserver {
     });
     if (this.raised.has(alert.id)) return;
     this.track(this.raise(workspaceId, alert));
+  }
+
+  /**
+   * The level of available credits under which `balance.low` is raised, for every customer with a
+   * balance; null (the default) raises none. Set from tollgate.yaml `alerts.balance_low_level` or
+   * TOLLGATE_BALANCE_LOW_LEVEL.
+   */
+  balanceLowLevel: number | null = null;
+
+  /**
+   * Told of every change of a customer's balance (Balances.onChange): raises `balance.low` when the
+   * available credits are under balanceLowLevel, once per top-up (the latest grant is the episode).
+   */
+  onBalance(workspaceId: string, customer: string, view: LedgerView): void {
+    const level = this.balanceLowLevel;
+    if (level === null || !(view.available < BigInt(level))) return;
+    const available = view.available;
+    this.track(
+      this.balanceLow(workspaceId, {
+        customer,
+        available: Number.isSafeInteger(Number(available)) ? Number(available) : Number.MIN_SAFE_INTEGER,
+        level,
+        episode: view.grants.at(-1)?.id ?? "none",
+      }),
+    );
   }
 
   /**

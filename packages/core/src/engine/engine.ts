@@ -109,6 +109,7 @@ export class Engine {
         this.limiter.counterUsage(ws, customer, limit, meter, groupKey),
     });
     this.limiter = new Limiter(deps.store, this.book, deps.clock, () => deps.keys.id("rsv"), this.alerts);
+    this.balances.onChange = (ws, customer, view) => this.alerts.onBalance(ws, customer, view);
   }
 
   /** Brings back the holds of active reservations; call once before serving. */

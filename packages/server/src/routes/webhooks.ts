@@ -61,7 +61,13 @@ export function webhookRoutes(app: FastifyInstance, { engine }: RouteDeps) {
   });
   r.post(
     "/v1/webhooks/:id/rotate-secret",
-    { schema: { params: IdParams, body: RotateSecretBody, tags } },
+    {
+      schema: { params: IdParams, body: RotateSecretBody, tags },
+      // The body is optional: none means the defaults.
+      preValidation: async (req) => {
+        req.body ??= {};
+      },
+    },
     async (req) => {
       const ttl = req.body?.previous_secret_ttl_seconds;
       const w = await engine.alerts.rotateSecret(

@@ -156,6 +156,56 @@ program
     });
   });
 
+program
+  .command("export")
+  .description("write the usage report (GET /v1/usage) as CSV or JSON to stdout, with a progress bar on a TTY")
+  .option("--from <instant>", "start, a whole hour (default: 30 days before --to)")
+  .option("--to <instant>", "end, a whole hour, exclusive (default: the end of the current hour)")
+  .option("--format <format>", "csv or json", "csv")
+  .option("--granularity <unit>", "hour, day, week or month (default: one row per group)")
+  .option("--group-by <dims>", "comma-separated: customer, model, workflow, key, feature, any dimension")
+  .option("--customer <id>", "only this customer")
+  .option("-w, --workspace <id>", "workspace (data folder mode)", DEFAULT_WORKSPACE)
+  .option("-d, --data <dir>", "folder of the embedded store", env.TOLLGATE_DATA ?? "./data")
+  .option("--url <url>", "ask a running server instead of reading the data folder")
+  .option("--key <key>", "an API key for --url (or TOLLGATE_API_KEY)", env.TOLLGATE_API_KEY)
+  .action(async (opts) => {
+    if (opts.format !== "csv" && opts.format !== "json") throw new Error("--format must be csv or json");
+    const { exportUsage } = await import("./export.js");
+    const { rows } = await exportUsage(
+      {
+        from: opts.from,
+        to: opts.to,
+        format: opts.format,
+        granularity: opts.granularity,
+        groupBy: opts.groupBy,
+        customer: opts.customer,
+        dbPath: join(opts.data, "tollgate.db"),
+        workspace: opts.workspace,
+        url: opts.url,
+        key: opts.key,
+        progress: process.stderr.isTTY ? process.stderr : null,
+      },
+      process.stdout,
+    );
+    if (process.stderr.isTTY) process.stderr.write(`exported ${rows} rows\n`);
+  });
+
+program
+  .command("rebuild-rollups")
+  .description("recompute the report rollups from the raw events (stop the server first)")
+  .option("-d, --data <dir>", "folder of the embedded store", env.TOLLGATE_DATA ?? "./data")
+  .action(async (opts) => {
+    const store = new SqliteStore({ path: join(opts.data, "tollgate.db") });
+    try {
+      const started = Date.now();
+      const { events } = await store.rebuildRollups();
+      process.stdout.write(`rebuilt the rollups from ${events} raw events in ${Date.now() - started} ms\n`);
+    } finally {
+      await store.close();
+    }
+  });
+
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`tollgate: ${err.message}\n`);
   process.exit(1);

@@ -40,7 +40,7 @@ function presentRow(report: UsageReport, r: UsageRow) {
 }
 
 /** The report as CSV (RFC 4180, header row, CRLF), produced as it is read. */
-async function* csvChunks(report: UsageReport): AsyncGenerator<string> {
+export async function* csvChunks(report: UsageReport): AsyncGenerator<string> {
   const totals = ["tokens_in", "tokens_out", "tokens_total", "steps", "requests", "cost"];
   yield csvLine(["period_start", ...report.groupBy, ...totals]);
   let buffer = "";
@@ -59,7 +59,7 @@ async function* csvChunks(report: UsageReport): AsyncGenerator<string> {
   if (buffer) yield buffer;
 }
 
-async function* jsonChunks(report: UsageReport): AsyncGenerator<string> {
+export async function* jsonChunks(report: UsageReport): AsyncGenerator<string> {
   yield '{"data":[';
   let buffer = "";
   let first = true;

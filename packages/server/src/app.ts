@@ -20,6 +20,8 @@ import { eventRoutes } from "./routes/events.js";
 import { limitRoutes } from "./routes/limits.js";
 import { meterRoutes } from "./routes/meters.js";
 import { planRoutes } from "./routes/plans.js";
+import { proxyRoutes } from "./routes/proxy.js";
+import type { ProxyOptions } from "./proxy/config.js";
 import { priceRoutes } from "./routes/prices.js";
 import { usageRoutes } from "./routes/usage.js";
 import { webhookRoutes } from "./routes/webhooks.js";
@@ -32,6 +34,8 @@ export interface AppOptions {
   metrics?: Metrics;
   /** Per-key protection of the API itself; null turns it off. @default DEFAULT_API_RATE_LIMIT */
   apiRateLimit?: ApiRateLimitOptions | null;
+  /** Upstreams of the LLM proxy (/proxy/...); a provider left out answers 503. @default {} */
+  proxy?: ProxyOptions;
   /** Usage reports (GET /v1/usage, /v1/workflows/{id}/runs); @default new Reports(engine.store, engine.clock) */
   reports?: Reports;
 }
@@ -136,6 +140,7 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     workflowRoutes(options.reports ?? new Reports(options.engine.store, options.engine.clock)),
   ])
     routes(app, deps);
+  proxyRoutes(app, deps, options.proxy ?? {});
   await app.ready();
   return app;
 }

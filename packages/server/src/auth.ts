@@ -6,8 +6,10 @@ import type { ApiProtection } from "./protect.js";
 
 export interface Principal {
   workspaceId: string;
-  role: Role;
+  role: Role | "customer";
   keyId: string;
+  /** Set for end-user keys (proxy routes only). */
+  customerId?: string;
 }
 
 declare module "fastify" {
@@ -15,8 +17,9 @@ declare module "fastify" {
     principal: Principal;
   }
   interface FastifyContextConfig {
-    /** Least role the route needs; "public" routes take no key. @default "admin" */
-    role?: Role | "public";
+    /** Least role the route needs; "public" routes take no key; "customer" routes (the proxy) take only
+     * end-user keys. @default "admin" */
+    role?: Role | "public" | "customer";
   }
 }
 
@@ -85,7 +88,27 @@ export function installAuth(
   app.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
     const needed = request.routeOptions.config.role ?? "admin";
     if (needed === "public" || !request.routeOptions.url) return;
-    const key = await auth.resolve(request.headers.authorization);
+    // The proxy also takes the key as x-api-key: the Anthropic client sends it there.
+    const xApiKey = needed === "customer" ? request.headers["x-api-key"] : undefined;
+    const key = await auth.resolve(
+      request.headers.authorization ?? (typeof xApiKey === "string" ? `Bearer ${xApiKey}` : undefined),
+    );
+    if (needed === "customer") {
+      if (key.role !== "customer" || !key.customerId) {
+        throw new TollgateError(
+          "FORBIDDEN",
+          "the proxy takes an end-user key (POST /v1/customers/{id}/keys)",
+        );
+      }
+      request.principal = {
+        workspaceId: key.workspaceId,
+        role: key.role,
+        keyId: key.id,
+        customerId: key.customerId,
+      };
+      if (protection) protection.admit(key.id, reply);
+      return;
+    }
     if (key.role === "customer") {
       throw new TollgateError("FORBIDDEN", "an end-user key can only call the proxy");
     }

@@ -5,6 +5,8 @@ import type {
   Alert,
   ApiKeyRecord,
   AppendResult,
+  EventPage,
+  EventPageScan,
   EventScan,
   EventToStore,
   LedgerEntry,
@@ -451,6 +453,56 @@ export class SqliteStore implements Store {
       return { asOfSeq: this.stmt.maxSeq.get() as number };
     })();
   }
+
+  // ---- simulation (issue #11): a keyset page on the events_ts index, for streaming replays ---------
+  async pageEvents(workspaceId: string, scan: EventPageScan, limit: number): Promise<EventPage> {
+    const ws = this.wsSeq.get(workspaceId);
+    if (ws === undefined) return { events: [], asOfSeq: 0 };
+    return this.db.transaction(() => {
+      const asOfSeq = scan.asOfSeq ?? (this.stmt.maxSeq.get() as number);
+      const where = ["ws = ?", "seq <= ?"];
+      const params: unknown[] = [ws, asOfSeq];
+      if (scan.customer !== undefined) {
+        where.push("customer = ?");
+        params.push(scan.customer);
+      }
+      if (scan.customers !== undefined) {
+        where.push(`customer IN (${scan.customers.map(() => "?").join(",")})`);
+        params.push(...scan.customers);
+      }
+      if (scan.from !== undefined) {
+        where.push("ts >= ?");
+        params.push(scan.from);
+      }
+      if (scan.to !== undefined) {
+        where.push("ts < ?");
+        params.push(scan.to);
+      }
+      if (scan.types !== undefined) {
+        where.push(`type IN (${scan.types.map(() => "?").join(",")})`);
+        params.push(...scan.types);
+      }
+      if (scan.after !== undefined) {
+        where.push("(ts, seq) > (?, ?)");
+        params.push(scan.after.timestamp, scan.after.seq);
+      }
+      params.push(limit);
+      const sql = `SELECT seq, id, type, customer, ts, vals, dims, price_row FROM events WHERE ${where.join(" AND ")} ORDER BY ts, seq LIMIT ?`;
+      let stmt = this.pageStmts.get(sql);
+      if (!stmt) {
+        stmt = this.db.prepare(sql);
+        if (this.pageStmts.size > 64) this.pageStmts.clear();
+        this.pageStmts.set(sql, stmt);
+      }
+      const events: EventPage["events"] = [];
+      this.visitRows(stmt.iterate(...params) as IterableIterator<EventRow>, (event, seq) =>
+        events.push({ event, seq }),
+      );
+      return { events, asOfSeq };
+    })();
+  }
+  private readonly pageStmts = new Map<string, Database.Statement>();
+  // ---- end of simulation -------------------------------------------------------------------------
 
   private visitRows(rows: IterableIterator<EventRow>, visit: (event: UsageEvent, seq: number) => void): void {
     for (const row of rows) {

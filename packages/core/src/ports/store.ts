@@ -270,8 +270,34 @@ export interface Store {
     updates: { id: string; values: Record<string, number>; priceRow: string | null }[],
   ): Promise<number>;
 
+  // ---- simulation (issue #11): streaming reads for replays ---------------------------------------
+  /**
+   * A page of events in (timestamp, seq) order, after the cursor `scan.after`, at most `limit`. Pages
+   * are separate reads: pass the first page's `asOfSeq` to the next ones, so that every page sees the
+   * same set of events (commits after it are left out). Memory stays bounded by the page size.
+   */
+  pageEvents(workspaceId: string, scan: EventPageScan, limit: number): Promise<EventPage>;
+  // ---- end of simulation -------------------------------------------------------------------------
+
   /** Flushes pending writes and closes. */
   close(): Promise<void>;
+}
+
+// ---- simulation: the types of pageEvents ---------------------------------------------------------
+
+export interface EventPageScan extends EventScan {
+  /** Only these customers (any of them). */
+  customers?: string[];
+  /** Exclusive cursor: the timestamp and seq of the last event of the previous page. */
+  after?: { timestamp: number; seq: number };
+  /** Only events of commits up to this sequence number (the first page's answer). */
+  asOfSeq?: number;
+}
+
+export interface EventPage {
+  events: { event: UsageEvent; seq: number }[];
+  /** The snapshot the pages read: pass it back with the next page. */
+  asOfSeq: number;
 }
 
 // ---- reports (rollups, retention): the types of the Store methods of the same name ---------------

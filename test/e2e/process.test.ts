@@ -287,7 +287,7 @@ describe("tollgate serve as a process", () => {
 
   it("(e) `apply -f` creates, then updates without changing anything; `serve --config` applies the same file", async () => {
     const file = parseYaml(readFileSync(EXAMPLE_CONFIG, "utf8")) as Record<
-      "meters" | "plans" | "customers",
+      "meters" | "plans" | "customers" | "prices",
       Record<string, Record<string, unknown>>
     >;
     const ids = (section: "meters" | "plans" | "customers") =>
@@ -299,7 +299,9 @@ describe("tollgate serve as a process", () => {
     >;
     const listIds = (section: "limits" | "rate_limits") => lists[section].map((l) => `${section}/${l.id}`);
     expect(listIds("limits").length).toBeGreaterThan(0);
+    // Prices come first (meters and limits may be over cost); the pricing settings last.
     const all = [
+      ...Object.keys(file.prices as object).map((m) => `prices/${m}`),
       ...ids("meters"),
       ...ids("plans"),
       ...ids("customers"),
@@ -312,6 +314,7 @@ describe("tollgate serve as a process", () => {
       "meters/tokens",
       "meters/requests",
       "meters/steps",
+      "meters/spend",
     ]);
 
     const server = await serveWithKey(tempDir());
@@ -319,7 +322,7 @@ describe("tollgate serve as a process", () => {
 
     const first = await apply();
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout.trim().split("\n")).toEqual(all.map((id) => `created ${id}`));
+    expect(first.stdout.trim().split("\n")).toEqual([...all.map((id) => `created ${id}`), "updated pricing"]);
     const afterFirst = await definitions(server, file);
     expectMatchesFile(afterFirst, file);
     // Each listed limit exists in its scope with the file's fields.
@@ -336,7 +339,10 @@ describe("tollgate serve as a process", () => {
 
     const second = await apply();
     expect(second.code, second.stderr).toBe(0);
-    expect(second.stdout.trim().split("\n")).toEqual(all.map((id) => `updated ${id}`));
+    expect(second.stdout.trim().split("\n")).toEqual([
+      ...all.map((id) => `updated ${id}`),
+      "updated pricing",
+    ]);
     expect(withoutUpdatedAt(await definitions(server, file))).toEqual(withoutUpdatedAt(afterFirst));
 
     // A wrong key fails loudly and changes nothing.
@@ -347,16 +353,16 @@ describe("tollgate serve as a process", () => {
     // The same file at start: everything created, the same definitions.
     const data = tempDir();
     const configured = await serveWithKey(data, ["--config", EXAMPLE_CONFIG]);
-    expect(configured.stdout()).toContain(`Applied ${EXAMPLE_CONFIG}: ${all.length} created, 0 updated`);
+    expect(configured.stdout()).toContain(`Applied ${EXAMPLE_CONFIG}: ${all.length} created, 1 updated`);
     const fromConfig = await definitions(configured, file);
     expect(strip(fromConfig)).toEqual(strip(afterFirst));
     expect(await stop(configured)).toEqual({ code: 0, signal: null });
 
     // Applied again at the next start: updated, unchanged.
     const restarted = await serveWithKey(data, ["--config", EXAMPLE_CONFIG]);
-    expect(restarted.stdout()).toContain(`Applied ${EXAMPLE_CONFIG}: 0 created, ${all.length} updated`);
+    expect(restarted.stdout()).toContain(`Applied ${EXAMPLE_CONFIG}: 0 created, ${all.length + 1} updated`);
     expect(withoutUpdatedAt(await definitions(restarted, file))).toEqual(withoutUpdatedAt(fromConfig));
-  });
+  }, 90_000);
 
   it("(f) `npx tollgate serve` starts from the repo root and answers /health", async () => {
     const port = await freePort();

@@ -1,19 +1,34 @@
 import { createHash } from "node:crypto";
 import type {
+  Alert,
   ApiKeyRecord,
   AppendResult,
+  EventPage,
+  EventPageScan,
   EventScan,
   EventToStore,
+  LedgerEntry,
+  NewDelivery,
   RecordKind,
   ReservationRecord,
   Store,
+  RollupQuery,
+  RollupTotals,
   StoredRecord,
   UsageEvent,
+  UsageRollupRow,
+  WebhookRecord,
+  WorkflowRunQuery,
+  WorkflowRunTotals,
   Workspace,
 } from "@tollgate/core";
-import { TollgateError } from "@tollgate/core";
+import { canonicalFlat, TollgateError } from "@tollgate/core";
 import pg from "pg";
+import { PostgresAlerts } from "./alerts.js";
 import { migrate, quoteIdent } from "./migrate.js";
+import * as reports from "./reports.js";
+import { type EventRow, toEvent } from "./reports.js";
+import { RollupBatch } from "./rollups.js";
 
 export interface PostgresStoreOptions {
   /** @example "postgres://tollgate@127.0.0.1:5432/tollgate" */
@@ -40,7 +55,8 @@ type ReservationWrite = {
   updatedAt: number;
   body: string;
 };
-type Write = EventsWrite | ReservationWrite;
+type LedgerWrite = { kind: "ledger"; ws: number; customer: string; entries: LedgerEntry[] };
+type Write = EventsWrite | ReservationWrite | LedgerWrite;
 type WriteResult = AppendResult | null;
 
 interface Pending {
@@ -50,7 +66,6 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-const SCAN_FETCH_ROWS = 5000;
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /**
@@ -60,10 +75,12 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
  *   is in flight per process; whatever arrives meanwhile forms the next group. Each request's batch is
  *   its own savepoint, so one request's conflict rolls back only that request. Each batch is one
  *   multi-row INSERT … ON CONFLICT DO NOTHING.
- * - Commit sequence: a flush that appends events bumps the single `commit_seq` row as its last
- *   statement. The row lock orders such commits across every process sharing the database, and a
- *   REPEATABLE READ scan reads the row in its snapshot, so `asOfSeq` names exactly the commits the
- *   scan saw (the contract of Store.scanEvents).
+ * - Commit sequence: a flush that appends events first bumps the single `commit_seq` row. Its row
+ *   lock orders such commits across every process sharing the database (and the events' seqs with
+ *   them), the events carry the number, and a REPEATABLE READ scan reads the row in its snapshot, so
+ *   `asOfSeq` names exactly the commits the scan saw (the contract of Store.scanEvents).
+ * - Rollups and ledger entries that come with events are written in the same transaction, for newly
+ *   stored events only.
  */
 export class PostgresStore implements Store {
   readonly capabilities = { durable: true, shared: true } as const;
@@ -74,6 +91,7 @@ export class PostgresStore implements Store {
   private inFlight: Promise<void> | null = null;
   private flushScheduled = false;
   private closed = false;
+  private readonly alerts: PostgresAlerts;
 
   private constructor(options: PostgresStoreOptions, schema: string) {
     this.schema = schema;
@@ -92,6 +110,7 @@ export class PostgresStore implements Store {
     });
     // An idle connection that the server dropped must not crash the process; the next query reconnects.
     this.pool.on("error", () => {});
+    this.alerts = new PostgresAlerts(this.pool, (fn) => this.tx(fn));
   }
 
   /** Connects, applies migrations (under an advisory lock) and loads the workspace ids. */
@@ -320,41 +339,236 @@ export class PostgresStore implements Store {
       params.push(scan.types);
       where.push(`type = ANY($${params.length}::text[])`);
     }
-    const client = await this.connect();
-    try {
-      // One snapshot for the rows and the commit sequence: REPEATABLE READ fixes it at the first query.
-      await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-      const seqRow = await client.query<{ seq: number }>("SELECT seq FROM commit_seq");
-      const asOfSeq = seqRow.rows[0]?.seq ?? 0;
-      await client.query(
-        `DECLARE scan NO SCROLL CURSOR FOR SELECT seq, id, type, customer, ts, vals, dims FROM events
+    return this.snapshot(async (client, asOfSeq) => {
+      await reports.visitCursor<EventRow>(
+        client,
+        `SELECT seq, id, type, customer, ts, vals, dims, price_row FROM events
          WHERE ${where.join(" AND ")} ORDER BY ts, seq`,
         params,
+        (row) => visit(toEvent(row), row.seq),
       );
-      for (;;) {
-        const { rows } = await client.query<EventRow>(`FETCH ${SCAN_FETCH_ROWS} FROM scan`);
-        for (const row of rows) {
-          visit(
-            {
-              id: row.id,
-              type: row.type,
-              customer: row.customer,
-              timestamp: row.ts,
-              values: JSON.parse(row.vals),
-              dimensions: JSON.parse(row.dims),
-            },
-            row.seq,
-          );
-        }
-        if (rows.length < SCAN_FETCH_ROWS) break;
-      }
+      return { asOfSeq };
+    });
+  }
+
+  /**
+   * Runs `fn` in one REPEATABLE READ snapshot, given the commit sequence that snapshot holds (read
+   * first: the snapshot is taken at the transaction's first query).
+   */
+  private async snapshot<T>(fn: (client: pg.PoolClient, asOfSeq: number) => Promise<T>): Promise<T> {
+    const client = await this.connect();
+    try {
+      await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      const seqRow = await client.query<{ seq: number }>("SELECT seq FROM commit_seq");
+      const result = await fn(client, seqRow.rows[0]?.seq ?? 0);
       await client.query("COMMIT");
       client.release();
-      return { asOfSeq };
+      return result;
     } catch (error) {
       client.release(true);
-      throw error instanceof TollgateError ? error : unavailable(error);
+      throw isConnectionError(error) ? unavailable(error) : error;
     }
+  }
+
+  /** Runs `fn` in a read-write transaction. */
+  private async tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.connect();
+    try {
+      await client.query("BEGIN");
+      const result = await fn(client);
+      await client.query("COMMIT");
+      client.release();
+      return result;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      client.release(true);
+      throw isConnectionError(error) ? unavailable(error) : error;
+    }
+  }
+
+  private async guard<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (error) {
+      throw isConnectionError(error) ? unavailable(error) : error;
+    }
+  }
+
+  // ---- simulation: keyset pages for streaming replays -----------------------------------------------
+
+  async pageEvents(workspaceId: string, scan: EventPageScan, limit: number): Promise<EventPage> {
+    const ws = await this.wsMaybe(workspaceId);
+    if (ws === undefined) return { events: [], asOfSeq: 0 };
+    return this.snapshot(async (client, current) => {
+      const asOfSeq = scan.asOfSeq ?? current;
+      const where = ["ws = $1", "commit_seq <= $2"];
+      const params: unknown[] = [ws, asOfSeq];
+      if (scan.customer !== undefined) {
+        params.push(scan.customer);
+        where.push(`customer = $${params.length}`);
+      }
+      if (scan.customers !== undefined) {
+        params.push(scan.customers);
+        where.push(`customer = ANY($${params.length}::text[])`);
+      }
+      if (scan.from !== undefined) {
+        params.push(scan.from);
+        where.push(`ts >= $${params.length}`);
+      }
+      if (scan.to !== undefined) {
+        params.push(scan.to);
+        where.push(`ts < $${params.length}`);
+      }
+      if (scan.types !== undefined) {
+        params.push(scan.types);
+        where.push(`type = ANY($${params.length}::text[])`);
+      }
+      if (scan.after !== undefined) {
+        params.push(scan.after.timestamp, scan.after.seq);
+        where.push(`(ts, seq) > ($${params.length - 1}, $${params.length})`);
+      }
+      params.push(limit);
+      const { rows } = await client.query<EventRow>(
+        `SELECT seq, id, type, customer, ts, vals, dims, price_row FROM events WHERE ${where.join(" AND ")}
+         ORDER BY ts, seq LIMIT $${params.length}`,
+        params,
+      );
+      return { events: rows.map((r) => ({ event: toEvent(r), seq: r.seq })), asOfSeq };
+    });
+  }
+
+  // ---- balances (ledger) ------------------------------------------------------------------------
+
+  async appendLedger(workspaceId: string, customer: string, entries: LedgerEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const ws = this.wsSeq.get(workspaceId) ?? (await this.ws(workspaceId));
+    await this.enqueue({ kind: "ledger", ws, customer, entries });
+  }
+
+  async loadLedger(workspaceId: string, customer: string): Promise<LedgerEntry[]> {
+    const ws = await this.wsMaybe(workspaceId);
+    if (ws === undefined) return [];
+    const { rows } = await this.q<{ body: string }>(
+      "SELECT body FROM ledger_entries WHERE ws = $1 AND customer = $2 ORDER BY seq",
+      [ws, customer],
+    );
+    return rows.map((r) => JSON.parse(r.body) as LedgerEntry);
+  }
+
+  async listLedger(
+    workspaceId: string,
+    customer: string,
+    page: { after?: number; limit: number },
+  ): Promise<{ seq: number; entry: LedgerEntry }[]> {
+    const ws = await this.wsMaybe(workspaceId);
+    if (ws === undefined) return [];
+    const { rows } = await this.q<{ seq: number; body: string }>(
+      "SELECT seq, body FROM ledger_entries WHERE ws = $1 AND customer = $2 AND seq > $3 ORDER BY seq LIMIT $4",
+      [ws, customer, page.after ?? 0, page.limit],
+    );
+    return rows.map((r) => ({ seq: r.seq, entry: JSON.parse(r.body) as LedgerEntry }));
+  }
+
+  async updateEventValues(
+    workspaceId: string,
+    updates: { id: string; values: Record<string, number>; priceRow: string | null }[],
+  ): Promise<number> {
+    const ws = await this.ws(workspaceId);
+    if (updates.length === 0) return 0;
+    const r = await this.q(
+      `UPDATE events SET vals = u.vals, price_row = u.price_row
+       FROM unnest($2::text[], $3::text[], $4::text[]) AS u(id, vals, price_row)
+       WHERE events.ws = $1 AND events.id = u.id`,
+      [
+        ws,
+        updates.map((u) => u.id),
+        updates.map((u) => canonicalFlat(u.values)),
+        updates.map((u) => u.priceRow),
+      ],
+    );
+    return r.rowCount ?? 0;
+  }
+
+  // ---- reports (rollups, retention): see reports.ts ----------------------------------------------
+
+  async queryRollups(workspaceId: string, query: RollupQuery): Promise<RollupTotals[]> {
+    const ws = await this.wsMaybe(workspaceId);
+    if (ws === undefined) return [];
+    return this.guard(reports.queryRollups(this.pool, ws, query));
+  }
+
+  async scanUsage(
+    workspaceId: string,
+    scan: EventScan,
+    visitEvent: (event: UsageEvent, seq: number) => void,
+    visitRollup: (row: UsageRollupRow) => void,
+  ): Promise<{ asOfSeq: number }> {
+    const ws = await this.wsMaybe(workspaceId);
+    if (ws === undefined) return { asOfSeq: 0 };
+    return this.snapshot(async (client, asOfSeq) => {
+      await reports.scanUsage(client, ws, scan, visitEvent, visitRollup);
+      return { asOfSeq };
+    });
+  }
+
+  async listWorkflowRuns(workspaceId: string, query: WorkflowRunQuery): Promise<WorkflowRunTotals[]> {
+    const ws = await this.wsMaybe(workspaceId);
+    if (ws === undefined) return [];
+    return this.guard(reports.listWorkflowRuns(this.pool, ws, query));
+  }
+
+  async purgeEvents(workspaceId: string, customer: string, before: number): Promise<number> {
+    const ws = await this.wsMaybe(workspaceId);
+    if (ws === undefined) return 0;
+    return this.guard(reports.purgeEvents(this.pool, ws, customer, before));
+  }
+
+  async rebuildRollups(): Promise<{ events: number }> {
+    const client = await this.connect();
+    try {
+      return await reports.rebuildRollups(client);
+    } finally {
+      client.release();
+    }
+  }
+
+  // ---- alerts and webhooks: see alerts.ts ----------------------------------------------------------
+
+  async insertAlert(workspaceId: string, alert: Alert, deliveries: NewDelivery[], now: number) {
+    return this.alerts.insertAlert(await this.ws(workspaceId), alert, deliveries, now);
+  }
+  async listAlerts(workspaceId: string, q: Parameters<Store["listAlerts"]>[1]) {
+    const ws = await this.wsMaybe(workspaceId);
+    return ws === undefined ? [] : this.alerts.listAlerts(ws, q);
+  }
+  async putWebhook(workspaceId: string, webhook: WebhookRecord) {
+    await this.alerts.putWebhook(await this.ws(workspaceId), webhook);
+  }
+  async getWebhook(workspaceId: string, id: string) {
+    const ws = await this.wsMaybe(workspaceId);
+    return ws === undefined ? undefined : this.alerts.getWebhook(ws, id);
+  }
+  async listWebhooks(workspaceId: string) {
+    const ws = await this.wsMaybe(workspaceId);
+    return ws === undefined ? [] : this.alerts.listWebhooks(ws);
+  }
+  async deleteWebhook(workspaceId: string, id: string, now: number) {
+    const ws = await this.wsMaybe(workspaceId);
+    return ws === undefined ? false : this.alerts.deleteWebhook(ws, id, now);
+  }
+  async dueDeliveries(now: number, limit: number) {
+    return this.guard(this.alerts.dueDeliveries(now, limit));
+  }
+  async saveAttempt(workspaceId: string, deliveryId: string, ...rest: DeliveryUpdate) {
+    await this.alerts.saveAttempt(await this.ws(workspaceId), deliveryId, ...rest);
+  }
+  async listDeliveries(workspaceId: string, webhookId: string, q: Parameters<Store["listDeliveries"]>[2]) {
+    const ws = await this.wsMaybe(workspaceId);
+    return ws === undefined ? [] : this.alerts.listDeliveries(ws, webhookId, q);
+  }
+  async requeueDelivery(workspaceId: string, webhookId: string, deliveryId: string, now: number) {
+    const ws = await this.wsMaybe(workspaceId);
+    return ws === undefined ? undefined : this.alerts.requeueDelivery(ws, webhookId, deliveryId, now);
   }
 
   async close(): Promise<void> {
@@ -416,9 +630,24 @@ export class PostgresStore implements Store {
     try {
       await client.query("BEGIN");
       const results: WriteResult[] = [];
-      let appends = false;
+      // Rollups of the events this flush newly inserts, written in the same transaction.
+      const rollups = new RollupBatch();
+      let commitSeq = 0;
+      if (writes.some((w) => w.kind === "events")) {
+        // First: the row lock orders every event-appending commit, in every process, by this number
+        // (event seqs too, since only lock holders insert events), and stamps the events with it.
+        const r = await client.query<{ seq: number }>("UPDATE commit_seq SET seq = seq + 1 RETURNING seq");
+        commitSeq = r.rows[0]!.seq;
+      }
       for (const w of writes) {
-        if (w.kind === "reservation") {
+        if (w.kind === "ledger") {
+          await insertLedger(
+            client,
+            w.ws,
+            w.entries.map((e) => [w.customer, e] as const),
+          );
+          results.push(null);
+        } else if (w.kind === "reservation") {
           await client.query(
             `INSERT INTO reservations (ws, id, state, expires_at, updated_at, body) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (ws, id) DO UPDATE SET state = excluded.state, expires_at = excluded.expires_at,
@@ -427,16 +656,24 @@ export class PostgresStore implements Store {
           );
           results.push(null);
         } else {
-          appends = true;
-          results.push(await appendBatch(client, w));
+          const r = await appendBatch(client, w, commitSeq);
+          if (r.ok) {
+            for (const i of r.inserted) {
+              const e = w.events[i]!;
+              rollups.add(
+                w.ws,
+                e.event.type,
+                e.event.customer,
+                e.event.timestamp,
+                e.valuesJson,
+                e.dimensionsJson,
+              );
+            }
+          }
+          results.push(r);
         }
       }
-      let commitSeq = 0;
-      if (appends) {
-        // Last, so the row lock is held only for the commit itself.
-        const r = await client.query<{ seq: number }>("UPDATE commit_seq SET seq = seq + 1 RETURNING seq");
-        commitSeq = r.rows[0]!.seq;
-      }
+      await rollups.write(client);
       await client.query("COMMIT");
       ok = true;
       return { results, commitSeq };
@@ -494,7 +731,7 @@ export class PostgresStore implements Store {
  * here in order, like the embedded store does row by row: the first occurrence is inserted (or meets
  * the stored row), later ones are duplicates with an equal fingerprint and conflicts otherwise.
  */
-async function appendBatch(client: pg.PoolClient, w: EventsWrite): Promise<AppendResult> {
+async function appendBatch(client: pg.PoolClient, w: EventsWrite, commitSeq: number): Promise<AppendResult> {
   const n = w.events.length;
   const fps = w.events.map((e) => fingerprintHash(e.fingerprint));
   const first = new Map<string, number>();
@@ -502,6 +739,7 @@ async function appendBatch(client: pg.PoolClient, w: EventsWrite): Promise<Appen
   const vals: string[] = [];
   const dims: string[] = [];
   const fp: string[] = [];
+  const priceRows: (string | null)[] = [];
   for (let i = 0; i < n; i++) {
     const e = w.events[i]!;
     if (first.has(e.event.id)) continue;
@@ -513,16 +751,17 @@ async function appendBatch(client: pg.PoolClient, w: EventsWrite): Promise<Appen
     vals.push(e.valuesJson);
     dims.push(e.dimensionsJson);
     fp.push(fps[i]!);
+    priceRows.push(e.priceRow ?? null);
   }
   await client.query("SAVEPOINT batch");
   const ins = await client.query<{ id: string }>(
-    `INSERT INTO events (ws, id, type, customer, ts, vals, dims, fp)
-     SELECT $1, u.id, u.type, u.customer, u.ts, u.vals, u.dims, u.fp
-     FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[])
-       WITH ORDINALITY AS u(id, type, customer, ts, vals, dims, fp, ord)
+    `INSERT INTO events (ws, id, type, customer, ts, vals, dims, fp, price_row, commit_seq)
+     SELECT $1, u.id, u.type, u.customer, u.ts, u.vals, u.dims, u.fp, u.price_row, $10
+     FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
+       WITH ORDINALITY AS u(id, type, customer, ts, vals, dims, fp, price_row, ord)
      ORDER BY u.ord
      ON CONFLICT (ws, id) DO NOTHING RETURNING id`,
-    [w.ws, cols.id, cols.type, cols.customer, cols.ts, vals, dims, fp],
+    [w.ws, cols.id, cols.type, cols.customer, cols.ts, vals, dims, fp, priceRows, commitSeq],
   );
   const insertedIds = new Set(ins.rows.map((r) => r.id));
   const existing = new Map<string, string>();
@@ -555,8 +794,39 @@ async function appendBatch(client: pg.PoolClient, w: EventsWrite): Promise<Appen
     }
     duplicates++;
   }
+  // Ledger entries that come with events (debit rules' usage) are stored only for new events.
+  const ledger: (readonly [string, LedgerEntry])[] = [];
+  for (const i of inserted) {
+    const e = w.events[i]!;
+    for (const entry of e.ledger ?? []) ledger.push([e.event.customer, entry]);
+  }
+  if (ledger.length > 0) await insertLedger(client, w.ws, ledger);
   await client.query("RELEASE SAVEPOINT batch");
   return { ok: true, accepted: inserted.length, duplicates, inserted };
+}
+
+/** Appends ledger entries in order; an idempotency key the customer's ledger holds already is skipped. */
+async function insertLedger(
+  client: pg.PoolClient,
+  ws: number,
+  entries: (readonly [string, LedgerEntry])[],
+): Promise<void> {
+  if (entries.length === 0) return;
+  await client.query(
+    `INSERT INTO ledger_entries (ws, customer, idempotency_key, kind, at, body)
+     SELECT $1, u.customer, u.key, u.kind, u.at, u.body
+     FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) WITH ORDINALITY
+       AS u(customer, key, kind, at, body, ord)
+     ORDER BY u.ord
+     ON CONFLICT DO NOTHING`,
+    [
+      entries.map(([c]) => c),
+      entries.map(([, e]) => (e.kind === "minimum_balance" ? null : e.idempotencyKey)),
+      entries.map(([, e]) => e.kind),
+      entries.map(([, e]) => e.at),
+      entries.map(([, e]) => JSON.stringify(e)),
+    ],
+  );
 }
 
 const fingerprintHash = (fp: string) => createHash("sha256").update(fp).digest("hex").slice(0, 32);
@@ -568,6 +838,8 @@ function isConnectionError(error: unknown): boolean {
   // Node socket errors, and PostgreSQL's class 08 (connection exception) and 57P (operator intervention).
   return code.startsWith("E") || code.startsWith("08") || code.startsWith("57P");
 }
+
+type DeliveryUpdate = Parameters<Store["saveAttempt"]> extends [string, string, ...infer R] ? R : never;
 
 interface WsRow {
   seq: number;
@@ -591,16 +863,6 @@ interface RecRow {
   created_at: number;
   updated_at: number;
 }
-interface EventRow {
-  seq: number;
-  id: string;
-  type: string;
-  customer: string;
-  ts: number;
-  vals: string;
-  dims: string;
-}
-
 const toWorkspace = (r: WsRow): Workspace => ({ id: r.id, name: r.id, createdAt: r.created_at });
 const toKey = (r: KeyRow): ApiKeyRecord => ({
   id: r.id,

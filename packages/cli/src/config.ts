@@ -36,6 +36,12 @@ export interface TollgateConfig {
   prices?: Section;
   /** @example { unknown_model: fallback, fallback_model: gpt-4o-mini } */
   pricing?: { unknown_model: string; fallback_model?: string };
+  /**
+   * The workspace's model classes (PUT /v1/settings/model-classes); plans list the classes they
+   * include (`model_classes`), with `features` and `overage` (docs/plans.md).
+   * @example { models: { gpt-4o-mini: small, gpt-4o: medium, "claude-opus*": premium }, default_class: large }
+   */
+  model_classes?: { models: Record<string, string>; default_class?: string | null };
   /** Debit rules: @example { per-1k-tokens: { meter: tokens, credits_per_unit: 1, unit: 1000 } } */
   balance_rules?: Section;
   /** Upstreams of the LLM proxy (read at start, never sent to the API); env TOLLGATE_OPENAI_* / TOLLGATE_ANTHROPIC_* win. */
@@ -137,7 +143,14 @@ export function loadConfig(path: string): TollgateConfig {
   const doc = parse(readFileSync(path, "utf8")) ?? {};
   if (typeof doc !== "object" || Array.isArray(doc))
     throw new Error(`${path}: expected a mapping at the top`);
-  const known = new Set<string>([...SECTIONS.map(([s]) => s), "pricing", "webhooks", "alerts", "proxy"]);
+  const known = new Set<string>([
+    ...SECTIONS.map(([s]) => s),
+    "pricing",
+    "webhooks",
+    "alerts",
+    "proxy",
+    "model_classes",
+  ]);
   for (const key of Object.keys(doc)) {
     if (!known.has(key))
       throw new Error(`${path}: unknown section "${key}" (known: ${[...known].join(", ")})`);
@@ -156,6 +169,14 @@ export interface ApplyReport {
 /** PUTs every definition; idempotent: applying the same file twice changes nothing the second time. */
 export async function applyConfig(config: TollgateConfig, send: Send): Promise<ApplyReport> {
   const report: ApplyReport = { created: [], updated: [] };
+  if (config.model_classes) {
+    const res = await send("PUT", "/v1/settings/model-classes", config.model_classes);
+    if (res.status !== 200) {
+      const err = (res.body as { error?: { message?: string } })?.error;
+      throw new Error(`model_classes: ${res.status} ${err?.message ?? JSON.stringify(res.body)}`);
+    }
+    report.updated.push("model_classes");
+  }
   for (const [section, prefix] of SECTIONS) {
     for (const [id, given] of entries(config[section], section)) {
       const body =

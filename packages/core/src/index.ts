@@ -7,6 +7,7 @@ export * from "./ledger/index.js";
 export * from "./limits.js";
 export * from "./meter/meter.js";
 export * from "./period/index.js";
+export * from "./plans/index.js";
 export type * from "./ports/index.js";
 export * from "./pricing/index.js";
 export * from "./quota/decide.js";

@@ -1,5 +1,5 @@
 import type { ApiKeyRecord, Customer, MeterDef, MeterQueryRow, Plan } from "@tollgate/core";
-import { formatInstant } from "@tollgate/core";
+import { formatInstant, presentPlanTerms, termsOf } from "@tollgate/core";
 
 /** Domain objects → the API's JSON (snake_case, RFC 3339 times). */
 const at = (ms: number | null) => (ms === null ? null : formatInstant(ms));
@@ -22,6 +22,7 @@ export const presentPlan = (p: Plan) => ({
   limits: p.limits,
   rate_limits: p.rateLimits,
   concurrency_limits: p.concurrencyLimits,
+  ...presentPlanTerms(termsOf(p)),
   created_at: at(p.createdAt),
   updated_at: at(p.updatedAt),
 });

@@ -163,6 +163,8 @@ const quotaFields = {
   enforcement: Type.Optional(Enforcement),
   thresholds: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 100 }), { maxItems: 10 })),
   fail_mode: Type.Optional(FailMode),
+  /** A customer's own limit only: a temporary raise until this instant (docs/plans.md). */
+  expires_at: Type.Optional(Nullable(Instant)),
 };
 const rateFields = {
   scope: RateScope,
@@ -182,6 +184,7 @@ const rateFields = {
   burst: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 1_000_000_000 }))),
   enforcement: Type.Optional(Enforcement),
   fail_mode: Type.Optional(FailMode),
+  expires_at: Type.Optional(Nullable(Instant)),
 };
 const concurrencyFields = {
   scope: RateScope,
@@ -190,6 +193,7 @@ const concurrencyFields = {
   lease_ttl_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
   enforcement: Type.Optional(Enforcement),
   fail_mode: Type.Optional(FailMode),
+  expires_at: Type.Optional(Nullable(Instant)),
 };
 
 export const QuotaBody = Type.Object({ ...Owner, ...quotaFields }, { additionalProperties: false });
@@ -227,6 +231,8 @@ export const CheckBody = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /** Features of the customer's plan the request needs (feature gates, docs/plans.md). */
+    features: Type.Optional(Type.Array(FieldName, { maxItems: 16, uniqueItems: true })),
   },
   { additionalProperties: false },
 );
@@ -256,6 +262,26 @@ export const PlanBody = Type.Object(
     limits: Type.Optional(Type.Array(PlanQuota, { maxItems: 256 })),
     rate_limits: Type.Optional(Type.Array(PlanRateLimit, { maxItems: 256 })),
     concurrency_limits: Type.Optional(Type.Array(PlanConcurrencyLimit, { maxItems: 256 })),
+    /** Feature gates: `{"agent_keys": true}`; a feature not listed true is not included. */
+    features: Type.Optional(Nullable(Type.Record(FieldName, Type.Boolean(), { maxProperties: 256 }))),
+    /** The model classes the plan includes (absent or null: every model). */
+    model_classes: Type.Optional(Nullable(Type.Array(FieldName, { maxItems: 64, uniqueItems: true }))),
+    /** Included usage per meter per billing period, and the USD price of each unit past it. */
+    overage: Type.Optional(
+      Nullable(
+        Type.Array(
+          Type.Object(
+            {
+              meter: Id,
+              included: Type.Union([Amount, Money]),
+              unit_price: Type.String({ pattern: "^\\d{1,12}(\\.\\d{1,12})?$", maxLength: 32 }),
+            },
+            { additionalProperties: false },
+          ),
+          { maxItems: 64 },
+        ),
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -1,3 +1,4 @@
+import type { Clock } from "../clock.js";
 import type { Store } from "../ports/store.js";
 import type {
   AnyLimit,
@@ -16,6 +17,8 @@ export interface LimitSet {
   quotas: QuotaLimit[];
   rates: RateLimit[];
   concurrency: ConcurrencyLimit[];
+  /** The first `expires_at` of a temporary raise in the set: from then on the set is recomputed. */
+  validUntil: number;
 }
 
 interface ByScope {
@@ -34,6 +37,8 @@ export class CompiledBook {
     private readonly limits: ByScope,
     /** Debit rules: recorded usage that the customer's balance pays for. */
     readonly balanceRules: readonly BalanceRule[] = [],
+    /** The clock that decides whether a temporary raise (`expiresAt`) still applies. */
+    private readonly now: () => number = () => Number.NEGATIVE_INFINITY,
   ) {}
 
   /**
@@ -42,16 +47,28 @@ export class CompiledBook {
    */
   effective(customerId: string, planId: string | null): LimitSet {
     const hit = this.effectiveCache.get(planId ?? "")?.get(customerId);
-    if (hit) return hit;
+    // A set with a temporary raise is cached only until the raise expires: the book itself is
+    // cached for as long as no definition changes, so expiry is decided here, against the clock.
+    if (hit && (hit.validUntil === Number.POSITIVE_INFINITY || this.now() < hit.validUntil)) return hit;
     const merged = new Map<string, AnyLimit>();
     for (const l of (planId && this.limits.plans.get(planId)?.values()) || [])
       merged.set(`${l.kind}:${l.id}`, l);
-    for (const l of this.limits.customers.get(customerId)?.values() ?? []) merged.set(`${l.kind}:${l.id}`, l);
+    let validUntil = Number.POSITIVE_INFINITY;
+    const customerLimits = this.limits.customers.get(customerId)?.values() ?? [];
+    const now = this.now();
+    for (const l of customerLimits) {
+      if (l.expiresAt !== undefined) {
+        if (now >= l.expiresAt) continue; // expired: the plan's limit of the same id is back
+        validUntil = Math.min(validUntil, l.expiresAt);
+      }
+      merged.set(`${l.kind}:${l.id}`, l);
+    }
     const all = [...this.limits.workspace.values(), ...merged.values()];
     const set: LimitSet = {
       quotas: all.filter((l): l is QuotaLimit => l.kind === "quota"),
       rates: all.filter((l): l is RateLimit => l.kind === "rate"),
       concurrency: all.filter((l): l is ConcurrencyLimit => l.kind === "concurrency"),
+      validUntil,
     };
     if (this.effectiveCached > 100_000) {
       this.effectiveCache.clear();
@@ -93,7 +110,10 @@ export class LimitBook {
   private readonly cache = new Map<string, Promise<CompiledBook>>();
   /** The books of `cache` that have loaded, for the hot path to use without awaiting. */
   private readonly loaded = new Map<string, CompiledBook>();
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    private readonly clock?: Clock,
+  ) {}
 
   get(workspaceId: string): Promise<CompiledBook> {
     let book = this.cache.get(workspaceId);
@@ -145,7 +165,8 @@ export class LimitBook {
       for (const r of await listAll<AnyLimit>(this.store, ws, kind)) add(r.body);
     }
     const rules = (await listAll<BalanceRule>(this.store, ws, "balance_rule")).map((r) => r.body);
-    return new CompiledBook(meters, byScope, rules);
+    const clock = this.clock;
+    return new CompiledBook(meters, byScope, rules, clock ? () => clock.now() : undefined);
   }
 }
 

@@ -5,6 +5,8 @@ import { invalid, notFound, TollgateError } from "../errors.js";
 import { bounds } from "../limits.js";
 import { type Accumulator, createAccumulator, meterMatches } from "../meter/meter.js";
 import { type CalendarUnit, nextWindowStartUtc, windowStartUtc } from "../period/calendar.js";
+import type { ModelClassMap } from "../plans/model-classes.js";
+import { type PlanTerms, type PlanTermsInput, toPlanTerms } from "../plans/terms.js";
 import type { EventToStore, ReservationRecord, Store, StoredRecord } from "../ports/store.js";
 import { formatPicoUsd, parsePicoUsd } from "../pricing/money.js";
 import { limitState, percentUsed } from "../quota/decide.js";
@@ -12,6 +14,7 @@ import {
   type AnyLimit,
   type ConcurrencyLimitInput,
   limitRecordId,
+  presentLimit,
   type QuotaInput,
   type RateLimitInput,
   scopeOf,
@@ -31,6 +34,13 @@ import {
   toBalanceRule,
 } from "./balances.js";
 import { LimitBook, listAll } from "./book.js";
+import {
+  decideEntitlement,
+  ENTITLEMENT_FLAG_DIMENSION,
+  Entitlements,
+  entitlementError,
+  MODEL_CLASS_DIMENSION,
+} from "./entitlements.js";
 import type { CustomerInput, EventInput, MeterInput, MeterQueryInput, PlanInput } from "./inputs.js";
 import { type CheckEvent, type CheckResult, type CustomerContext, Limiter } from "./limiter.js";
 import type { KeyMinter } from "./ports.js";
@@ -53,6 +63,10 @@ export interface Plan {
   limits: Record<string, unknown>[];
   rateLimits: Record<string, unknown>[];
   concurrencyLimits: Record<string, unknown>[];
+  /** Feature gates, model classes and overage terms (plans/terms.ts); absent on older plans. */
+  features?: PlanTerms["features"];
+  modelClasses?: PlanTerms["modelClasses"];
+  overage?: PlanTerms["overage"];
   createdAt: number;
   updatedAt: number;
 }
@@ -82,6 +96,8 @@ export class Engine {
   readonly alerts: AlertCenter;
   readonly pricing: Pricing;
   readonly balances: Balances;
+  /** Plans' feature gates and model classes, and the workspace's model-class map. */
+  readonly entitlements: Entitlements;
   /** Told of each newly recorded event whose model has no price (the server counts them in /metrics). */
   onUnpriced: ((workspaceId: string, model: string) => void) | null;
   /** workspace → customer id → context; nested so that a lookup builds no key string. */
@@ -93,7 +109,8 @@ export class Engine {
     this.clock = deps.clock;
     this.keys = deps.keys;
     this.isValidTimeZone = deps.isValidTimeZone;
-    this.book = new LimitBook(deps.store);
+    this.book = new LimitBook(deps.store, deps.clock);
+    this.entitlements = new Entitlements(deps.store);
     this.pricing = new Pricing(deps.store, deps.prices ?? { rows: [], aliases: [] });
     this.balances = new Balances(deps.store);
     this.onUnpriced = null;
@@ -260,15 +277,34 @@ export class Engine {
         }
       }
     }
+    const meterKinds = new Map<string, "cost" | "units" | "unsupported" | undefined>();
+    for (const t of (input as PlanTermsInput).overage ?? []) {
+      const m = await this.store.getRecord<MeterBody>(workspaceId, "meter", t.meter);
+      meterKinds.set(
+        t.meter,
+        !m
+          ? undefined
+          : m.body.aggregation !== "sum" && m.body.aggregation !== "count"
+            ? "unsupported"
+            : m.body.value.includes("cost")
+              ? "cost"
+              : "units",
+      );
+    }
+    const terms = toPlanTerms(input as PlanTermsInput, (meter) => meterKinds.get(meter));
     const body: PlanBody = {
       name: input.name,
       retentionDays: input.retention_days ?? null,
       limits: input.limits ?? [],
       rateLimits: input.rate_limits ?? [],
       concurrencyLimits: input.concurrency_limits ?? [],
+      features: terms.features,
+      modelClasses: terms.modelClasses,
+      overage: terms.overage,
     };
     const { record, created } = await this.store.putRecord(workspaceId, "plan", id, body, this.clock.now());
     this.book.invalidate(workspaceId);
+    this.entitlements.invalidate(workspaceId);
     return { plan: toEntity<Plan, PlanBody>(record), created };
   }
 
@@ -373,14 +409,37 @@ export class Engine {
   async recordEvents(
     workspaceId: string,
     inputs: EventInput[],
-  ): Promise<{ accepted: number; duplicates: number }> {
+  ): Promise<{ accepted: number; duplicates: number; flagged?: FlaggedEvent[] }> {
     const now = this.clock.now();
     if (!this.pricing.ready(workspaceId)) await this.pricing.prepare(workspaceId);
     const book = this.book.peek(workspaceId) ?? (await this.book.get(workspaceId));
+    // Model classes: the event gets dimensions.model_class; usage of a class the customer's plan
+    // excludes already happened, so it is recorded (never lost) and flagged, not refused.
+    const ent = this.entitlements.peek(workspaceId) ?? (await this.entitlements.get(workspaceId));
+    const classes = ent.classes.empty ? null : ent.classes;
+    let termsOf: Map<string, PlanTerms | null> | null = null;
+    if (classes !== null && ent.gated) {
+      termsOf = new Map();
+      for (const e of inputs) {
+        if (termsOf.has(e.customer)) continue;
+        const plan = (await this.customerContext(workspaceId, e.customer)).plan;
+        termsOf.set(e.customer, plan === null ? null : (ent.plans.get(plan) ?? null));
+      }
+    }
+    let flagged: FlaggedEvent[] | undefined;
     const batch: EventToStore[] = new Array(inputs.length);
     let unpriced: (string | undefined)[] | undefined;
     for (let i = 0; i < inputs.length; i++) {
-      const b = this.normalizeEvent(workspaceId, inputs[i]!, i, now);
+      const b = this.normalizeEvent(workspaceId, inputs[i]!, i, now, classes, termsOf);
+      if (b.notIncluded !== undefined) {
+        flagged ??= [];
+        flagged.push({
+          index: i,
+          id: inputs[i]!.id,
+          code: "FEATURE_NOT_INCLUDED",
+          model_class: b.notIncluded,
+        });
+      }
       batch[i] = b.stored;
       if (b.unknownModel !== undefined) {
         unpriced ??= [];
@@ -411,7 +470,7 @@ export class Engine {
         id: result.id,
       });
     }
-    return { accepted: result.accepted, duplicates: result.duplicates };
+    return { accepted: result.accepted, duplicates: result.duplicates, ...(flagged ? { flagged } : {}) };
   }
 
   private normalizeEvent(
@@ -419,7 +478,9 @@ export class Engine {
     input: EventInput,
     index: number,
     now: number,
-  ): { stored: EventToStore; unknownModel?: string } {
+    classes: ModelClassMap | null = null,
+    termsOf: Map<string, PlanTerms | null> | null = null,
+  ): { stored: EventToStore; unknownModel?: string; notIncluded?: string } {
     const field = (name: string) => `events[${index}].${name}`;
     let timestamp = now;
     if (input.timestamp !== undefined) {
@@ -444,7 +505,26 @@ export class Engine {
         });
       }
     }
-    const dimensions = input.dimensions ?? {};
+    let dimensions = input.dimensions ?? {};
+    let notIncluded: string | undefined;
+    let derived = false;
+    const modelClass =
+      classes !== null && dimensions.model !== undefined ? classes.classOf(dimensions.model) : null;
+    if (modelClass !== null) {
+      const terms = termsOf?.get(input.customer) ?? null;
+      const excluded =
+        terms !== null && terms.modelClasses !== null && !terms.modelClasses.includes(modelClass);
+      if (excluded) notIncluded = modelClass;
+      if (
+        dimensions[MODEL_CLASS_DIMENSION] === undefined ||
+        (excluded && dimensions[ENTITLEMENT_FLAG_DIMENSION] === undefined)
+      ) {
+        dimensions = { ...dimensions };
+        derived = true;
+        dimensions[MODEL_CLASS_DIMENSION] ??= modelClass;
+        if (excluded) dimensions[ENTITLEMENT_FLAG_DIMENSION] ??= "model_class_not_included";
+      }
+    }
     // Pricing adds (or converts the event's own) values.cost: on a copy, the input stays as sent.
     const priced = { ...values };
     let pricing: ReturnType<Pricing["price"]>;
@@ -471,15 +551,19 @@ export class Engine {
       event,
       fingerprint,
       valuesJson: pricing.kind === "none" ? valuesJson : canonicalFlat(priced),
-      dimensionsJson,
+      // Derived dimensions (model_class) are stored; the fingerprint keeps the client's body.
+      dimensionsJson: derived ? canonicalFlat(dimensions) : dimensionsJson,
     };
     if (pricing.kind === "priced") {
       stored.priceRow = pricing.rowId;
       event.priceRow = pricing.rowId;
     }
-    return pricing.kind === "none" && pricing.unknownModel !== undefined
-      ? { stored, unknownModel: pricing.unknownModel }
-      : { stored };
+    const out: { stored: EventToStore; unknownModel?: string; notIncluded?: string } =
+      pricing.kind === "none" && pricing.unknownModel !== undefined
+        ? { stored, unknownModel: pricing.unknownModel }
+        : { stored };
+    if (notIncluded !== undefined) out.notIncluded = notIncluded;
+    return out;
   }
 
   // ---- limits ---------------------------------------------------------------------------------
@@ -489,21 +573,54 @@ export class Engine {
     kind: "limit" | "rate_limit" | "concurrency_limit",
     id: string,
     input: QuotaInput | RateLimitInput | ConcurrencyLimitInput,
+    /** The API key that made the change, for the audit log. */
+    actor?: string,
   ): Promise<{ limit: AnyLimit; created: boolean }> {
     const scope = scopeOf(input);
     if (scope.kind === "plan" && !(await this.store.getRecord(workspaceId, "plan", scope.plan))) {
       throw invalid(`plan ${scope.plan} does not exist`, { field: "plan" });
     }
     const limit = await this.compileLimit(workspaceId, kind, id, scope, input);
-    const { created } = await this.store.putRecord(
-      workspaceId,
-      kind,
-      limitRecordId(scope, id),
-      limit,
-      this.clock.now(),
-    );
+    const now = this.clock.now();
+    if (limit.expiresAt !== undefined && limit.expiresAt <= now) {
+      throw invalid("expires_at is not in the future", { field: "expires_at" });
+    }
+    const before = await this.store.getRecord<AnyLimit>(workspaceId, kind, limitRecordId(scope, id));
+    const { created } = await this.store.putRecord(workspaceId, kind, limitRecordId(scope, id), limit, now);
     this.book.invalidate(workspaceId);
+    await this.auditLimit(workspaceId, "limit.put", kind, id, scope, before?.body ?? null, limit, actor, now);
     return { limit, created };
+  }
+
+  /** Keeps who changed which limit, when, and its definition before and after (GET /v1/audit). */
+  private async auditLimit(
+    workspaceId: string,
+    action: "limit.put" | "limit.delete",
+    kind: "limit" | "rate_limit" | "concurrency_limit",
+    id: string,
+    scope: ReturnType<typeof scopeOf>,
+    before: AnyLimit | null,
+    after: AnyLimit | null,
+    actor: string | undefined,
+    now: number,
+  ): Promise<void> {
+    const auditId = this.keys.id("audit");
+    const entry = {
+      id: auditId,
+      kind: action,
+      at: formatInstant(now),
+      key_id: actor ?? null,
+      limit_kind: kind,
+      limit: id,
+      ...(scope.kind === "plan"
+        ? { plan: scope.plan }
+        : scope.kind === "customer"
+          ? { customer: scope.customer }
+          : {}),
+      before: before && presentLimit(before),
+      after: after && presentLimit(after),
+    };
+    await this.store.putRecord(workspaceId, "audit", auditId, entry, now);
   }
 
   /** Validates one limit definition (also those a plan lists inline) against the workspace. */
@@ -575,11 +692,26 @@ export class Engine {
     kind: "limit" | "rate_limit" | "concurrency_limit",
     id: string,
     where: { plan?: string; customer?: string },
+    actor?: string,
   ): Promise<void> {
-    if (!(await this.store.deleteRecord(workspaceId, kind, limitRecordId(scopeOf(where), id)))) {
+    const scope = scopeOf(where);
+    const before = await this.store.getRecord<AnyLimit>(workspaceId, kind, limitRecordId(scope, id));
+    if (!(await this.store.deleteRecord(workspaceId, kind, limitRecordId(scope, id)))) {
       throw notFound("limit", id);
     }
     this.book.invalidate(workspaceId);
+    const now = this.clock.now();
+    await this.auditLimit(
+      workspaceId,
+      "limit.delete",
+      kind,
+      id,
+      scope,
+      before?.body ?? null,
+      null,
+      actor,
+      now,
+    );
   }
 
   /** The customer's plan, zone and anchor; a customer never PUT has no plan and lives in UTC. */
@@ -611,7 +743,7 @@ export class Engine {
 
   async check(
     workspaceId: string,
-    input: { event: CheckEventInput; reserve?: { ttl_seconds?: number } },
+    input: { event: CheckEventInput; reserve?: { ttl_seconds?: number }; features?: string[] },
   ): Promise<CheckResult> {
     const event: CheckEvent = {
       type: input.event.type,
@@ -630,6 +762,19 @@ export class Engine {
     const customer =
       this.customerCache.get(workspaceId)?.get(event.customer) ??
       (await this.customerContext(workspaceId, event.customer));
+    // Entitlements before anything else: a plan that excludes the feature or the model's class
+    // refuses (FEATURE_NOT_INCLUDED) before any counter, hold or balance moves.
+    const ent = this.entitlements.peek(workspaceId) ?? (await this.entitlements.get(workspaceId));
+    const model = event.dimensions.model;
+    const modelClass = model === undefined || ent.classes.empty ? null : ent.classes.classOf(model);
+    if (modelClass !== null && event.dimensions[MODEL_CLASS_DIMENSION] === undefined) {
+      event.dimensions = { ...event.dimensions, [MODEL_CLASS_DIMENSION]: modelClass };
+    }
+    if (ent.gated || (input.features !== undefined && input.features.length > 0)) {
+      const terms = customer.plan === null ? null : (ent.plans.get(customer.plan) ?? null);
+      const decision = decideEntitlement(terms, input.features ?? [], model, modelClass);
+      if (!decision.allowed) throw entitlementError(decision, customer.plan);
+    }
     const reserve = input.reserve
       ? { ttlMs: (input.reserve.ttl_seconds ?? DEFAULT_RESERVATION_TTL_S) * 1000 }
       : null;
@@ -926,8 +1071,11 @@ export class Engine {
     return audit;
   }
 
+  /** Audit entries (reprices, limit changes), oldest first. */
   async listAudit(workspaceId: string) {
-    return (await listAll<Record<string, unknown>>(this.store, workspaceId, "audit")).map((r) => r.body);
+    const rows = await listAll<Record<string, unknown>>(this.store, workspaceId, "audit");
+    rows.sort((a, b) => a.updatedAt - b.updatedAt || (a.id < b.id ? -1 : 1));
+    return rows.map((r) => r.body);
   }
 
   // ---- helpers --------------------------------------------------------------------------------
@@ -944,6 +1092,14 @@ export class Engine {
 }
 
 export const DEFAULT_RESERVATION_TTL_S = 300;
+
+/** A recorded event whose model class the customer's plan does not include (kept, and flagged). */
+export interface FlaggedEvent {
+  index: number;
+  id: string;
+  code: "FEATURE_NOT_INCLUDED";
+  model_class: string;
+}
 
 export interface CheckEventInput {
   type: string;

@@ -1,4 +1,5 @@
 import { invalid } from "../errors.js";
+import { formatInstant, parseInstant } from "../time.js";
 
 /** Where a limit is defined: the whole workspace, every customer of a plan, or one customer. */
 export type LimitScope =
@@ -17,6 +18,11 @@ interface LimitBase {
   failMode: FailMode;
   /** Bumps whenever the definition changes, so counters of an old definition are never reused. */
   version: number;
+  /**
+   * A temporary raise: a customer's own limit that stops applying at this instant (epoch ms), when
+   * the plan's (or no) limit of the same id applies again. Evaluated at check time (book.ts).
+   */
+  expiresAt?: number;
 }
 
 /** A quota: at most `amount` of a meter per period (per group), for a subject. */
@@ -90,6 +96,8 @@ export interface QuotaInput {
   enforcement?: Enforcement;
   thresholds?: number[];
   fail_mode?: FailMode;
+  /** A customer's limit only: a temporary raise until this instant. */
+  expires_at?: string | null;
 }
 
 export interface RateLimitInput {
@@ -104,6 +112,8 @@ export interface RateLimitInput {
   burst?: number | null;
   enforcement?: Enforcement;
   fail_mode?: FailMode;
+  /** A customer's limit only: a temporary raise until this instant. */
+  expires_at?: string | null;
 }
 
 export interface ConcurrencyLimitInput {
@@ -115,6 +125,8 @@ export interface ConcurrencyLimitInput {
   lease_ttl_seconds?: number;
   enforcement?: Enforcement;
   fail_mode?: FailMode;
+  /** A customer's limit only: a temporary raise until this instant. */
+  expires_at?: string | null;
 }
 
 export function toQuota(id: string, scope: LimitScope, input: QuotaInput, version: number): QuotaLimit {
@@ -138,6 +150,7 @@ export function toQuota(id: string, scope: LimitScope, input: QuotaInput, versio
     enforcement: input.enforcement ?? "hard",
     failMode: input.fail_mode ?? "closed",
     thresholds,
+    ...expiryOf(scope, input.expires_at),
   };
 }
 
@@ -162,6 +175,7 @@ export function toRateLimit(
     burst: input.burst ?? null,
     enforcement: input.enforcement ?? "hard",
     failMode: input.fail_mode ?? "closed",
+    ...expiryOf(scope, input.expires_at),
   };
 }
 
@@ -182,7 +196,19 @@ export function toConcurrencyLimit(
     leaseTtlMs: (input.lease_ttl_seconds ?? DEFAULT_LEASE_TTL_SECONDS) * 1000,
     enforcement: input.enforcement ?? "hard",
     failMode: input.fail_mode ?? "closed",
+    ...expiryOf(scope, input.expires_at),
   };
+}
+
+/** `expires_at` makes a customer's limit a temporary raise; other scopes have no expiry. */
+function expiryOf(scope: LimitScope, expiresAt: string | null | undefined): { expiresAt?: number } {
+  if (expiresAt == null) return {};
+  if (scope.kind !== "customer") {
+    throw invalid("expires_at is for a customer's own limit (a temporary raise over its plan's)", {
+      field: "expires_at",
+    });
+  }
+  return { expiresAt: parseInstant(expiresAt, "expires_at") };
 }
 
 /** Back to the API's JSON. */
@@ -193,7 +219,13 @@ export function presentLimit(l: AnyLimit): Record<string, unknown> {
       : l.scope.kind === "customer"
         ? { customer: l.scope.customer }
         : {};
-  const common = { id: l.id, ...scope, enforcement: l.enforcement, fail_mode: l.failMode };
+  const common = {
+    id: l.id,
+    ...scope,
+    enforcement: l.enforcement,
+    fail_mode: l.failMode,
+    ...(l.expiresAt !== undefined ? { expires_at: formatInstant(l.expiresAt) } : {}),
+  };
   switch (l.kind) {
     case "quota":
       return {

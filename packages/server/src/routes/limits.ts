@@ -12,7 +12,14 @@ function limitResource(app: FastifyInstance, { engine }: RouteDeps, path: string
   const tags = ["limits"];
   r.put(`${path}/:id`, { schema: { params: IdParams, body, tags } }, async (req, reply) => {
     const input = req.body as Parameters<typeof engine.putLimit>[3];
-    const { limit, created } = await engine.putLimit(req.principal.workspaceId, kind, req.params.id, input);
+    const { principal } = req;
+    const { limit, created } = await engine.putLimit(
+      principal.workspaceId,
+      kind,
+      req.params.id,
+      input,
+      principal.keyId,
+    );
     reply.code(created ? 201 : 200);
     return presentLimit(limit);
   });
@@ -38,7 +45,13 @@ function limitResource(app: FastifyInstance, { engine }: RouteDeps, path: string
     `${path}/:id`,
     { schema: { params: IdParams, querystring: OwnerQuery, tags } },
     async (req, reply) => {
-      await engine.deleteLimit(req.principal.workspaceId, kind, req.params.id, req.query);
+      await engine.deleteLimit(
+        req.principal.workspaceId,
+        kind,
+        req.params.id,
+        req.query,
+        req.principal.keyId,
+      );
       reply.code(204);
     },
   );

@@ -96,9 +96,35 @@ export function priceRoutes(app: FastifyInstance, { engine }: RouteDeps) {
     },
     async (req) => engine.reprice(req.principal.workspaceId, req.body),
   );
-  r.get("/v1/audit", { schema: { tags: ["prices"] } }, async (req) => ({
-    data: await engine.listAudit(req.principal.workspaceId),
-  }));
+  r.get(
+    "/v1/audit",
+    {
+      schema: {
+        // Narrow to one kind of change (reprice, limit.put, limit.delete), a customer's or plan's limits.
+        querystring: Type.Object(
+          {
+            kind: Type.Optional(Type.String({ maxLength: 64 })),
+            customer: Type.Optional(Type.String({ maxLength: 256 })),
+            plan: Type.Optional(Type.String({ maxLength: 256 })),
+          },
+          { additionalProperties: false },
+        ),
+        tags: ["prices"],
+      },
+    },
+    async (req) => {
+      const { kind, customer, plan } = req.query;
+      const all = await engine.listAudit(req.principal.workspaceId);
+      return {
+        data: all.filter(
+          (e) =>
+            (kind === undefined || e.kind === kind) &&
+            (customer === undefined || e.customer === customer) &&
+            (plan === undefined || e.plan === plan),
+        ),
+      };
+    },
+  );
   r.get("/v1/settings/pricing", { schema: { tags: ["prices"] }, config: { role: "service" } }, async (req) =>
     engine.pricing.getSettings(req.principal.workspaceId),
   );

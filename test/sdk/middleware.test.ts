@@ -171,7 +171,10 @@ describe("fail mode in middleware", () => {
       if (failMode === "open") expect(res.status).toBe(200);
       else {
         expect(res.status).toBe(503);
-        expect((await res.json()).error).toMatchObject({ code: "UNAVAILABLE", status: 503 });
+        expect(((await res.json()) as { error: unknown }).error).toMatchObject({
+          code: "UNAVAILABLE",
+          status: 503,
+        });
       }
     }
   });

@@ -16,6 +16,7 @@ import { balanceRoutes } from "./routes/balances.js";
 import { checkRoutes } from "./routes/check.js";
 import type { RouteDeps } from "./routes/common.js";
 import { customerRoutes } from "./routes/customers.js";
+import { dashboardRoutes } from "./routes/dashboard.js";
 import { entitlementRoutes } from "./routes/entitlements.js";
 import { eventRoutes } from "./routes/events.js";
 import { limitRoutes } from "./routes/limits.js";
@@ -140,6 +141,7 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     entitlementRoutes,
     usageRoutes(options.reports ?? new Reports(options.engine.store, options.engine.clock)),
     workflowRoutes(options.reports ?? new Reports(options.engine.store, options.engine.clock)),
+    dashboardRoutes(),
   ])
     routes(app, deps);
   proxyRoutes(app, deps, options.proxy ?? {});

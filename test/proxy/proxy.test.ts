@@ -402,3 +402,50 @@ describe("proxy: a stream stops at the customer's hard limit", () => {
     expect(e.values.tokens_in).toBeGreaterThan(0);
   });
 });
+
+describe("proxy: balances", () => {
+  it("no credits left: 402 INSUFFICIENT_BALANCE before the upstream; some left: the stream stops within them", async () => {
+    const c = await customer();
+    const broke = await customer();
+    await env.api("PUT", "/v1/balance-rules/per-output-token", { meter: "output", credits_per_unit: 1 });
+    const credit = await env.api("POST", `/v1/customers/${c.customer}/balance/credits`, {
+      amount: 300,
+      idempotency_key: "grant",
+    });
+    expect(credit.status, credit.text).toBeLessThan(300);
+
+    const res = await fetch(`${env.url}/proxy/openai/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${broke.key}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        model: "gpt-4o-mini",
+        messages: [{ role: "user", content: "hi" }],
+        max_tokens: 10,
+      }),
+    });
+    const body = await res.json();
+    expectError({ status: res.status, headers: res.headers, body, text: "" }, 402, "INSUFFICIENT_BALANCE");
+    expect(env.upstream.requests).toHaveLength(0);
+
+    env.upstream.scenario = { inputTokens: 5, outputTokens: 2000, chunkTokens: 5, delayMs: 1 };
+    const stream = await openai(c.key).chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "spend it" }],
+      stream: true,
+    });
+    let text = "";
+    const error = await (async () => {
+      for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    })().catch((e) => e);
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect(error.error).toMatchObject({ code: "INSUFFICIENT_BALANCE", status: 402 });
+    const delivered = text.split(" tok").length - 1;
+    expect(delivered).toBeGreaterThan(0);
+    expect(delivered).toBeLessThanOrEqual(300);
+    const e = await onlyEvent(c.customer);
+    expect(e.values.tokens_out).toBe(delivered);
+    const balance = await env.api("GET", `/v1/customers/${c.customer}/balance`);
+    expect(balance.body).toMatchObject({ balance: 300 - delivered, held: 0 });
+    await env.api("DELETE", "/v1/balance-rules/per-output-token");
+  });
+});

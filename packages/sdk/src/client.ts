@@ -322,6 +322,8 @@ export class Tollgate {
     createKey: (id: string, body: { name: string }) =>
       this.request<{ id: string; key: string }>("POST", `/v1/customers/${enc(id)}/keys`, body),
     listKeys: (id: string) => this.request<Page<Json>>("GET", `/v1/customers/${enc(id)}/keys`),
+    entitlements: (id: string) => this.request<Json>("GET", `/v1/customers/${enc(id)}/entitlements`),
+    overage: (id: string) => this.request<Json>("GET", `/v1/customers/${enc(id)}/overage`),
     deleteKey: (id: string, keyId: string) =>
       this.request<null>("DELETE", `/v1/customers/${enc(id)}/keys/${enc(keyId)}`),
   };
@@ -385,15 +387,29 @@ export class Tollgate {
   readonly balanceRules = {
     put: (id: string, body: { meter: string; credits_per_unit: number; unit?: number }) =>
       this.request<Json>("PUT", `/v1/balance-rules/${enc(id)}`, body),
+    get: (id: string) => this.request<Json>("GET", `/v1/balance-rules/${enc(id)}`),
+    list: () => this.request<Page<Json>>("GET", "/v1/balance-rules"),
+    delete: (id: string) => this.request<null>("DELETE", `/v1/balance-rules/${enc(id)}`),
   };
 
   readonly prices = {
     list: () => this.request<Page<Json>>("GET", "/v1/prices"),
     put: (model: string, body: Json) => this.request<Json>("PUT", `/v1/prices/${enc(model)}`, body),
+    delete: (model: string) => this.request<null>("DELETE", `/v1/prices/${enc(model)}`),
+    reprice: (body: Json) => this.request<Json>("POST", "/v1/prices/reprice", body),
+  };
+
+  readonly settings = {
+    pricing: () => this.request<Json>("GET", "/v1/settings/pricing"),
+    putPricing: (body: Json) => this.request<Json>("PUT", "/v1/settings/pricing", body),
+    modelClasses: () => this.request<Json>("GET", "/v1/settings/model-classes"),
+    putModelClasses: (body: Json) => this.request<Json>("PUT", "/v1/settings/model-classes", body),
   };
 
   readonly usage = {
     get: (q: UsageQuery = {}) => this.request<Page<Json>>("GET", "/v1/usage", undefined, { query: { ...q } }),
+    summary: (q: Record<string, string | undefined> = {}) =>
+      this.request<Json>("GET", "/v1/usage/summary", undefined, { query: q }),
     workflowRuns: (workflow: string, q: { from?: string; to?: string } = {}) =>
       this.request<Page<Json>>("GET", `/v1/workflows/${enc(workflow)}/runs`, undefined, { query: q }),
   };
@@ -401,10 +417,24 @@ export class Tollgate {
   readonly webhooks = {
     create: (body: { url: string; events: string[] }) =>
       this.request<{ id: string; secret: string }>("POST", "/v1/webhooks", body),
+    list: () => this.request<Page<Json>>("GET", "/v1/webhooks"),
+    get: (id: string) => this.request<Json>("GET", `/v1/webhooks/${enc(id)}`),
+    delete: (id: string) => this.request<null>("DELETE", `/v1/webhooks/${enc(id)}`),
+    rotateSecret: (id: string) =>
+      this.request<{ secret: string }>("POST", `/v1/webhooks/${enc(id)}/rotate-secret`),
     deliveries: (id: string) => this.request<Page<Json>>("GET", `/v1/webhooks/${enc(id)}/deliveries`),
+    redeliver: (id: string, deliveryId: string) =>
+      this.request<Json>("POST", `/v1/webhooks/${enc(id)}/deliveries/${enc(deliveryId)}/redeliver`),
   };
 
-  readonly alerts = { list: () => this.request<Page<Json>>("GET", "/v1/alerts") };
+  readonly alerts = {
+    list: (q: Record<string, string | undefined> = {}) =>
+      this.request<Page<Json>>("GET", "/v1/alerts", undefined, { query: q }),
+  };
+
+  audit(q: Record<string, string | undefined> = {}) {
+    return this.request<Page<Json>>("GET", "/v1/audit", undefined, { query: q });
+  }
 
   readonly simulations = {
     create: (body: { config: Json; from: string; to: string; customers?: string[] }) =>

@@ -14,5 +14,6 @@ export * from "./quota/decide.js";
 export * from "./quota/definitions.js";
 export * from "./ratelimit/index.js";
 export * from "./reports/index.js";
+export * from "./simulation/index.js";
 export * from "./time.js";
 export type * from "./types.js";

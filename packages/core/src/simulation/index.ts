@@ -1,0 +1,3 @@
+export * from "./apply.js";
+export * from "./report.js";
+export * from "./runner.js";

@@ -1,0 +1,288 @@
+import type { Alert } from "../alerts/payload.js";
+import { ManualClock } from "../clock.js";
+import type { BalanceRule } from "../engine/balances.js";
+import { listAll } from "../engine/book.js";
+import { Engine } from "../engine/engine.js";
+import type { EventInput } from "../engine/inputs.js";
+import type { KeyMinter } from "../engine/ports.js";
+import type { PriceCatalogue } from "../engine/pricing.js";
+import { invalid } from "../errors.js";
+import { bounds } from "../limits.js";
+import { meterMatches, meterValue } from "../meter/meter.js";
+import type { EventToStore, RecordKind, Store } from "../ports/store.js";
+import { formatInstant, parseInstant } from "../time.js";
+import type { MeterDef, UsageEvent } from "../types.js";
+import { applyDefinitions, type ProposedConfig } from "./apply.js";
+import { type SimulationResult, SimulationTally } from "./report.js";
+
+/**
+ * What-if replays (issue #11): the stored events of a range, in time order, through a second Engine
+ * that has the proposed definitions, over its own store, on a ManualClock set to each event's
+ * timestamp. The decisions are the live ones' code (Engine.check, Engine.recordEvents); only the
+ * state differs. The live store is only read. See docs/simulation.md.
+ */
+
+export interface SimulationInput {
+  /** RFC 3339; inclusive. */
+  from: string;
+  /** RFC 3339; exclusive. */
+  to: string;
+  /** Only these customers' events. @default every customer */
+  customers?: string[];
+  /** The proposed tollgate.yaml (JSON): applied over a copy of the live definitions. */
+  config: ProposedConfig;
+  /**
+   * `live`: start from a copy of the live definitions (customers, plans, meters, limits, prices,
+   * rules, settings) and apply the proposal on top, as `tollgate apply` would; `empty`: the proposal
+   * alone. @default "live"
+   */
+  base?: "live" | "empty";
+}
+
+export interface SimulationProgress {
+  /** Events replayed so far. */
+  events: number;
+  /** The timestamp the replay has reached. */
+  at: number;
+  /** Share of the time range replayed, 0 to 1. */
+  fraction: number;
+}
+
+/** What the simulated store must tell the runner (a MemoryStore sink does: onAppend, onAlert). */
+export interface SimulationStoreHooks {
+  onAppend(workspaceId: string, events: EventToStore[], inserted: number[]): void;
+  onAlert(workspaceId: string, alert: Alert): void;
+}
+
+export interface SimulationDeps {
+  /** The live store: read only (definitions, ledgers, events). */
+  source: Store;
+  workspaceId: string;
+  /** A fresh store for the simulated engine that calls the hooks (MemoryStore with retainEvents: false). */
+  createStore: (hooks: SimulationStoreHooks) => Store;
+  keys: KeyMinter;
+  isValidTimeZone: (zone: string) => boolean;
+  prices?: PriceCatalogue;
+  /** A monotonic clock in ms, only for the reported rate (never for decisions). @default none (0) */
+  stopwatch?: () => number;
+  /**
+   * Called after every page: lets the process's event loop run (timers, I/O, other requests), since
+   * a replay otherwise only ever waits on settled promises. The server passes a setImmediate.
+   */
+  pause?: () => Promise<void>;
+}
+
+/** Bounds of a simulation. */
+export const simulationBounds = {
+  /** Events read per page from the live store (memory holds about one page). */
+  pageEvents: 2_000,
+  /** Events between two sweeps of the simulated limiter (ended windows are dropped). */
+  sweepEvents: 50_000,
+  /** Customers a simulation may name. */
+  customersMax: 1_000,
+} as const;
+
+/** Definitions copied from the live workspace when base is "live". */
+const DEFINITION_KINDS: RecordKind[] = [
+  "setting",
+  "price",
+  "meter",
+  "plan",
+  "customer",
+  "limit",
+  "rate_limit",
+  "concurrency_limit",
+  "balance_rule",
+];
+
+export class Simulation {
+  private readonly tally = new SimulationTally();
+  private cancelled = false;
+
+  private constructor(
+    private readonly deps: SimulationDeps,
+    readonly engine: Engine,
+    private readonly clock: ManualClock,
+    readonly from: number,
+    readonly to: number,
+    readonly customers: string[] | null,
+    private readonly liveRules: { rule: BalanceRule; meter: MeterDef }[],
+  ) {}
+
+  /**
+   * Checks the input, builds the simulated engine and applies the proposal: a bad range, customer
+   * list or definition is a 400 here, before anything runs.
+   */
+  static async prepare(deps: SimulationDeps, input: SimulationInput): Promise<Simulation> {
+    const from = parseInstant(input.from, "from");
+    const to = parseInstant(input.to, "to");
+    if (from >= to) throw invalid("from must be before to", { field: "from" });
+    const customers = input.customers ?? null;
+    if (customers !== null) {
+      if (customers.length === 0 || customers.length > simulationBounds.customersMax) {
+        throw invalid(`customers lists 1 to ${simulationBounds.customersMax} ids`, { field: "customers" });
+      }
+      for (const [i, c] of customers.entries()) {
+        if (typeof c !== "string" || c.length === 0 || c.length > bounds.idLengthMax) {
+          throw invalid("a customer id is a non-empty string", { field: `customers[${i}]` });
+        }
+      }
+    }
+    const ws = deps.workspaceId;
+    const clock = new ManualClock(from);
+    let sim: Simulation | undefined;
+    const store = deps.createStore({
+      onAppend: (_ws, events, inserted) => sim?.onAppend(events, inserted),
+      onAlert: (_ws, alert) => sim?.tally.alert(alert),
+    });
+    await store.ensureWorkspace(ws, from);
+    const engine = new Engine({
+      store,
+      clock,
+      keys: deps.keys,
+      isValidTimeZone: deps.isValidTimeZone,
+      ...(deps.prices ? { prices: deps.prices } : {}),
+    });
+    if ((input.base ?? "live") === "live") {
+      for (const kind of DEFINITION_KINDS) {
+        for (const r of await listAll<unknown>(deps.source, ws, kind)) {
+          await store.putRecord(ws, kind, r.id, r.body, from);
+        }
+      }
+      // Balances as they stood at `from`: grants, debits and minimums before it (not holds).
+      for (const r of await listAll<unknown>(deps.source, ws, "customer")) {
+        if (customers !== null && !customers.includes(r.id)) continue;
+        const entries = (await deps.source.loadLedger(ws, r.id)).filter(
+          (e) => e.at < from && e.kind !== "hold" && e.kind !== "commit" && e.kind !== "release",
+        );
+        if (entries.length > 0) await store.appendLedger(ws, r.id, entries);
+      }
+    }
+    await applyDefinitions(engine, ws, input.config);
+    // The live debit rules, to tell what the replayed events actually cost in credits.
+    const meters = new Map<string, MeterDef>();
+    for (const r of await listAll<Omit<MeterDef, "id">>(deps.source, ws, "meter")) {
+      meters.set(r.id, { id: r.id, ...r.body } as MeterDef);
+    }
+    const liveRules: { rule: BalanceRule; meter: MeterDef }[] = [];
+    for (const r of await listAll<BalanceRule>(deps.source, ws, "balance_rule")) {
+      const meter = meters.get(r.body.meter);
+      if (meter) liveRules.push({ rule: r.body, meter });
+    }
+    sim = new Simulation(deps, engine, clock, from, to, customers, liveRules);
+    return sim;
+  }
+
+  /** Stops a running replay at the next page; run() then rejects. */
+  cancel(): void {
+    this.cancelled = true;
+  }
+
+  /** Replays the range; resolves with the findings. */
+  async run(onProgress?: (p: SimulationProgress) => void): Promise<SimulationResult> {
+    const { source, workspaceId: ws } = this.deps;
+    const engine = this.engine;
+    const started = this.deps.stopwatch?.() ?? 0;
+    let after: { timestamp: number; seq: number } | undefined;
+    let asOfSeq: number | undefined;
+    let events = 0;
+    let nextSweep = simulationBounds.sweepEvents;
+    const scan = {
+      from: this.from,
+      to: this.to,
+      ...(this.customers ? { customers: this.customers } : {}),
+    };
+    for (;;) {
+      if (this.cancelled) throw new Error("the simulation was cancelled");
+      const page = await source.pageEvents(
+        ws,
+        { ...scan, ...(after ? { after } : {}), ...(asOfSeq !== undefined ? { asOfSeq } : {}) },
+        simulationBounds.pageEvents,
+      );
+      asOfSeq = page.asOfSeq;
+      if (page.events.length === 0) break;
+      for (const { event } of page.events) await this.replay(ws, engine, event);
+      events += page.events.length;
+      const last = page.events[page.events.length - 1]!;
+      after = { timestamp: last.event.timestamp, seq: last.seq };
+      if (events >= nextSweep) {
+        engine.limiter.sweep(this.clock.now());
+        nextSweep = events + simulationBounds.sweepEvents;
+      }
+      if (this.deps.pause) await this.deps.pause();
+      onProgress?.({
+        events,
+        at: last.event.timestamp,
+        fraction: Math.min(1, (last.event.timestamp - this.from) / (this.to - this.from)),
+      });
+    }
+    await engine.alerts.settle();
+    const elapsedMs = (this.deps.stopwatch?.() ?? 0) - started;
+    return this.tally.result({ from: this.from, to: this.to, customers: this.customers, elapsedMs });
+  }
+
+  /** One stored event: check it at its own time; if admitted, record it so that counters advance. */
+  private async replay(ws: string, engine: Engine, event: UsageEvent): Promise<void> {
+    this.clock.set(event.timestamp);
+    // A cost Tollgate computed (a price row) is priced again under the proposed prices; a cost the
+    // producer sent (no price row) is the producer's word and stays (as in repricing).
+    let values = event.values;
+    if (event.priceRow !== undefined && values.cost !== undefined) {
+      const { cost: _, ...rest } = values;
+      values = rest;
+    }
+    const result = await engine.check(ws, {
+      event: { type: event.type, customer: event.customer, values, dimensions: event.dimensions },
+    });
+    this.tally.check(event.customer, event.timestamp, event.values.cost ?? 0, result);
+    for (const { rule, meter } of this.liveRules) {
+      if (!meterMatches(meter, event)) continue;
+      this.tally.actualCredits(event.customer, [
+        {
+          rule: rule.id,
+          units: meterValue(meter, event),
+          creditsPerUnit: rule.creditsPerUnit,
+          unit: rule.unit,
+        },
+      ]);
+    }
+    if (result.allowed) {
+      const input: EventInput = {
+        id: event.id,
+        type: event.type,
+        customer: event.customer,
+        timestamp: formatInstant(event.timestamp),
+        values,
+        dimensions: event.dimensions,
+      };
+      await engine.recordEvents(ws, [input]);
+    } else {
+      // Not admitted: priced all the same, so that the report can tell prices from denials.
+      const priced = { ...values };
+      try {
+        engine.pricing.price(ws, priced, event.dimensions, event.timestamp, "");
+      } catch {
+        // a reject policy refuses unknown models: such an event has no proposed cost
+      }
+      this.tally.priced(event.customer, priced.cost);
+    }
+  }
+
+  private onAppend(events: EventToStore[], inserted: number[]): void {
+    for (const i of inserted) {
+      const e = events[i]!;
+      this.tally.recorded(e.event.customer, e.event.values.cost, usageOf(e));
+      this.tally.priced(e.event.customer, e.event.values.cost);
+    }
+  }
+}
+
+function usageOf(e: EventToStore) {
+  if (!e.ledger) return undefined;
+  const out: { rule: string; units: number; creditsPerUnit: number; unit: number }[] = [];
+  for (const l of e.ledger) {
+    if (l.kind === "usage")
+      out.push({ rule: l.rule, units: l.units, creditsPerUnit: l.creditsPerUnit, unit: l.unit });
+  }
+  return out;
+}

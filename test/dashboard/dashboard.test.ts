@@ -13,6 +13,8 @@ import { CUSTOMERS, type Fixture, startFixture } from "./fixture.js";
 const CHROMIUM = "/usr/bin/chromium";
 const SHOTS = fileURLToPath(new URL("../../test-artifacts/dashboard/", import.meta.url));
 const hasChromium = existsSync(CHROMIUM);
+/** Checks that run inside the page (plain JS: the project's TypeScript has no DOM types). */
+const PAGE_CHECKS = readFileSync(new URL("./page-checks.js", import.meta.url), "utf8");
 if (!hasChromium) {
   console.warn(`SKIPPED dashboard browser tests: ${CHROMIUM} is missing (apt-get install chromium)`);
 }
@@ -30,7 +32,9 @@ async function api(path: string) {
 }
 
 const q = (params: Record<string, string | undefined>) =>
-  new URLSearchParams(Object.entries(params).filter((e): e is [string, string] => e[1] !== undefined)).toString();
+  new URLSearchParams(
+    Object.entries(params).filter((e): e is [string, string] => e[1] !== undefined),
+  ).toString();
 
 async function shot(name: string, fullPage = true) {
   await page.screenshot({ path: `${SHOTS}${name}.png`, fullPage });
@@ -38,9 +42,9 @@ async function shot(name: string, fullPage = true) {
 
 /** data-value of every bar of a chart, in order. */
 async function bars(chart: string): Promise<string[]> {
-  return page.locator(`[data-testid="${chart}-chart"] rect[data-value]`).evaluateAll((els) =>
-    els.map((e) => e.getAttribute("data-value") ?? ""),
-  );
+  return page
+    .locator(`[data-testid="${chart}-chart"] rect[data-value]`)
+    .evaluateAll((els) => els.map((e) => e.getAttribute("data-value") ?? ""));
 }
 
 async function stat(testid: string): Promise<string> {
@@ -94,7 +98,7 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
     await page.getByLabel("Workspace API key").fill(f.serviceKey);
     await page.getByRole("button", { name: "Sign in" }).click();
     await waitForUsage();
-    expect(await page.evaluate(() => sessionStorage.getItem("tollgate.apiKey"))).toBe(f.serviceKey);
+    expect(await page.evaluate("sessionStorage.getItem('tollgate.apiKey')")).toBe(f.serviceKey);
     expect(await page.getByRole("heading", { level: 1 }).textContent()).toBe("Usage");
   });
 
@@ -104,20 +108,34 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
     const monthly = (await api("/v1/usage/summary?view=monthly")).body;
     // The whole range in one row, as the API adds it up itself.
     const [whole] = (await api(`/v1/usage?${q({ from: daily.from, to: daily.to })}`)).body.data;
-    expect(whole.tokens_total).toBeGreaterThan(0);
+    // ...and as the test adds up the trace's own rows.
+    const inRange = f.events.filter(
+      (e) => e.timestamp >= Date.parse(daily.from) && e.timestamp < Date.parse(daily.to),
+    );
+    expect(inRange.length).toBeGreaterThan(1000);
+    expect(whole.tokens_total).toBe(inRange.reduce((n, e) => n + e.tokensIn + e.tokensOut, 0));
+    expect(whole.requests).toBe(inRange.length);
     expect(await stat("total-tokens")).toBe(String(whole.tokens_total));
     expect(await stat("total-requests")).toBe(String(whole.requests));
     expect(await stat("total-cost")).toBe(whole.cost);
     expect(await stat("total-steps")).toBe(String(whole.steps));
-    expect(await page.getByTestId("total-tokens").textContent()).toBe(whole.tokens_total.toLocaleString("en-US"));
+    expect(await page.getByTestId("total-tokens").textContent()).toBe(
+      whole.tokens_total.toLocaleString("en-US"),
+    );
 
     // Bar by bar: 30 days, 12 weeks, 12 months, each the API's figure for that period.
     expect(daily.data).toHaveLength(30);
-    expect(await bars("daily")).toEqual(daily.data.map((r: { tokens_total: number }) => String(r.tokens_total)));
+    expect(await bars("daily")).toEqual(
+      daily.data.map((r: { tokens_total: number }) => String(r.tokens_total)),
+    );
     expect(weekly.data).toHaveLength(12);
-    expect(await bars("weekly")).toEqual(weekly.data.map((r: { tokens_total: number }) => String(r.tokens_total)));
+    expect(await bars("weekly")).toEqual(
+      weekly.data.map((r: { tokens_total: number }) => String(r.tokens_total)),
+    );
     expect(monthly.data).toHaveLength(12);
-    expect(await bars("monthly")).toEqual(monthly.data.map((r: { tokens_total: number }) => String(r.tokens_total)));
+    expect(await bars("monthly")).toEqual(
+      monthly.data.map((r: { tokens_total: number }) => String(r.tokens_total)),
+    );
     const monthsWithUsage = monthly.data.filter((r: { requests: number }) => r.requests > 0).length;
     expect(monthsWithUsage).toBeGreaterThanOrEqual(11);
     // Week over week and the trend, as the API computed them.
@@ -125,7 +143,9 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
     const change = await page.getByTestId("weekly-change").textContent();
     if (lastChange === null) expect(change).toBe("—");
     else expect(change).toContain(String(Math.round(Math.abs(lastChange) * 10) / 10));
-    expect(await page.getByTestId("monthly-trend").textContent()).toContain(monthly.trend.tokens_total.direction);
+    expect(await page.getByTestId("monthly-trend").textContent()).toContain(
+      monthly.trend.tokens_total.direction,
+    );
 
     // The same charts in USD: the exact decimal strings of the API.
     await page.getByRole("radio", { name: "Cost (USD)" }).check();
@@ -136,22 +156,29 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
     await page.getByRole("radio", { name: "Tokens" }).check();
 
     // Breakdowns over the same range add up to the same total.
-    const models = (await api(`/v1/usage/summary?${q({ view: "models", from: daily.from, to: daily.to })}`)).body;
+    const models = (await api(`/v1/usage/summary?${q({ view: "models", from: daily.from, to: daily.to })}`))
+      .body;
     expect(models.total.tokens_total).toBe(whole.tokens_total);
     const modelRows = page.getByTestId("models-table").locator("tbody tr");
     expect(await modelRows.count()).toBe(models.data.length);
     expect(await modelRows.first().locator("th").textContent()).toBe(models.data[0].model);
-    const byCustomer = (await api(`/v1/usage?${q({ from: daily.from, to: daily.to, group_by: "customer" })}`)).body;
-    expect(await page.getByTestId("customers-table").locator("tbody tr").count()).toBe(byCustomer.data.length);
-    const byWorkflow = (await api(`/v1/usage?${q({ from: daily.from, to: daily.to, group_by: "workflow" })}`)).body;
-    expect(await page.getByTestId("workflows-table").locator("tbody tr").count()).toBe(byWorkflow.data.length);
+    const byCustomer = (await api(`/v1/usage?${q({ from: daily.from, to: daily.to, group_by: "customer" })}`))
+      .body;
+    expect(await page.getByTestId("customers-table").locator("tbody tr").count()).toBe(
+      byCustomer.data.length,
+    );
+    const byWorkflow = (await api(`/v1/usage?${q({ from: daily.from, to: daily.to, group_by: "workflow" })}`))
+      .body;
+    expect(await page.getByTestId("workflows-table").locator("tbody tr").count()).toBe(
+      byWorkflow.data.length,
+    );
     await shot("02-usage");
   });
 
   it("filters by customer, model, workflow and date range, and the figures follow", async () => {
     const before = await stat("total-tokens");
-    await page.getByLabel("Customer").selectOption("acme");
-    await page.getByLabel("Model").selectOption("gpt-4o-mini");
+    await page.getByLabel("Customer", { exact: true }).selectOption("acme");
+    await page.getByLabel("Model", { exact: true }).selectOption("gpt-4o-mini");
     await page.getByRole("button", { name: "Apply filters" }).click();
     await expect.poll(() => page.url()).toContain("customer=acme");
     await waitForUsage();
@@ -162,17 +189,21 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
     await expect.poll(() => stat("total-tokens")).toBe(String(whole.tokens_total));
     expect(await stat("total-tokens")).not.toBe(before);
     expect(await stat("total-cost")).toBe(whole.cost);
-    expect(await bars("daily")).toEqual(daily.data.map((r: { tokens_total: number }) => String(r.tokens_total)));
+    expect(await bars("daily")).toEqual(
+      daily.data.map((r: { tokens_total: number }) => String(r.tokens_total)),
+    );
     const weekly = (await api("/v1/usage/summary?view=weekly&customer=acme&model=gpt-4o-mini")).body;
-    expect(await bars("weekly")).toEqual(weekly.data.map((r: { tokens_total: number }) => String(r.tokens_total)));
+    expect(await bars("weekly")).toEqual(
+      weekly.data.map((r: { tokens_total: number }) => String(r.tokens_total)),
+    );
     // Only acme in the per-customer table.
     expect(await page.getByTestId("customers-table").locator("tbody th").allTextContents()).toEqual(["acme"]);
     await shot("03-usage-filtered");
 
     // A date range: one bar a day, from the first date to the last (inclusive), by workflow.
-    await page.getByLabel("Customer").selectOption("");
-    await page.getByLabel("Model").selectOption("");
-    await page.getByLabel("Workflow").selectOption("code-review");
+    await page.getByLabel("Customer", { exact: true }).selectOption("");
+    await page.getByLabel("Model", { exact: true }).selectOption("");
+    await page.getByLabel("Workflow", { exact: true }).selectOption("code-review");
     await page.getByLabel("From (UTC)").fill("2026-03-01");
     await page.getByLabel("To (UTC, inclusive)").fill("2026-04-15");
     await page.getByRole("button", { name: "Apply filters" }).click();
@@ -185,7 +216,9 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
     const days = (await api(`/v1/usage?${q({ ...range, granularity: "day" })}`)).body.data;
     const drawn = await bars("daily");
     expect(drawn).toHaveLength(46);
-    expect(drawn.filter((v) => v !== "0")).toEqual(days.map((r: { tokens_total: number }) => String(r.tokens_total)));
+    expect(drawn.filter((v) => v !== "0")).toEqual(
+      days.map((r: { tokens_total: number }) => String(r.tokens_total)),
+    );
     await shot("04-usage-date-range");
   });
 
@@ -232,9 +265,9 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
       const limits = (await api(`/v1/customers/${id}/limits`)).body.data;
       const monthly = limits.find((l: { id: string }) => l.id === "monthly-tokens");
       expect(monthly.state).toBe(state);
-      const bar = list.locator("tr", { has: page.getByRole("link", { name: id, exact: true }) }).locator(
-        '[data-limit="monthly-tokens"]',
-      );
+      const bar = list
+        .locator("tr", { has: page.getByRole("link", { name: id, exact: true }) })
+        .locator('[data-limit="monthly-tokens"]');
       expect(await bar.getAttribute("data-state")).toBe(state);
       const text = await bar.textContent();
       expect(text).toContain(state);
@@ -274,11 +307,11 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
     const alerts = (await api("/v1/alerts?limit=50")).body.data;
     expect(await page.getByTestId("alerts-table").locator("tbody tr").count()).toBe(alerts.length);
     // Webhooks need an admin key: a service key gets a clear note instead of a broken page.
-    await expect.poll(() => page.getByRole("alert").allTextContents()).toContainEqual(
-      expect.stringContaining("needs an admin key"),
-    );
+    await expect
+      .poll(() => page.getByRole("alert").allTextContents())
+      .toContainEqual(expect.stringContaining("needs an admin key"));
 
-    await page.evaluate((key) => sessionStorage.setItem("tollgate.apiKey", key), f.adminKey);
+    await page.evaluate(`sessionStorage.setItem("tollgate.apiKey", ${JSON.stringify(f.adminKey)})`);
     await page.reload();
     const hooks = (await f.api("GET", "/v1/webhooks")).body.data as { id: string; description: string }[];
     const good = hooks.find((w) => w.description === "Ops channel")!;
@@ -289,7 +322,9 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
     expect(goodDeliveries.length).toBeGreaterThan(0);
     expect(await goodTable.locator('[data-state="delivered"]').count()).toBe(goodDeliveries.length);
     const badDeliveries = (await f.api("GET", `/v1/webhooks/${bad.id}/deliveries`)).body.data;
-    expect(badDeliveries.every((d: { state: string; last_status: number }) => d.state === "pending")).toBe(true);
+    expect(badDeliveries.every((d: { state: string; last_status: number }) => d.state === "pending")).toBe(
+      true,
+    );
     const badTable = page.getByTestId(`deliveries-${bad.id}`);
     expect(await badTable.locator('[data-state="pending"]').count()).toBe(badDeliveries.length);
     expect(await badTable.textContent()).toContain("HTTP 500");
@@ -298,7 +333,12 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
     const target = goodDeliveries[0].id as string;
     await goodTable.locator(`[data-redeliver="${target}"]`).click();
     await expect
-      .poll(() => goodTable.locator("tr", { has: page.locator(`[data-redeliver="${target}"]`) }).locator("[data-state]").getAttribute("data-state"))
+      .poll(() =>
+        goodTable
+          .locator("tr", { has: page.locator(`[data-redeliver="${target}"]`) })
+          .locator("[data-state]")
+          .getAttribute("data-state"),
+      )
       .toBe("pending");
     const after = (await f.api("GET", `/v1/webhooks/${good.id}/deliveries`)).body.data;
     expect(after.find((d: { id: string }) => d.id === target).state).toBe("pending");
@@ -311,66 +351,34 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
 
   it("works from the keyboard, labels every control, and keeps text contrast", async () => {
     await page.goto(`${f.url}/#/usage`);
+    await page.reload(); // a fresh load: focus starts at the top of the page
     await waitForUsage();
     await page.keyboard.press("Tab");
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Skip to content");
+    expect(await page.evaluate("document.activeElement?.textContent")).toBe("Skip to content");
     // Tab through the header to the Customers link and follow it with Enter.
     let reached = false;
     for (let i = 0; i < 8 && !reached; i++) {
       await page.keyboard.press("Tab");
-      reached = (await page.evaluate(() => document.activeElement?.textContent)) === "Customers";
+      reached = (await page.evaluate("document.activeElement?.textContent")) === "Customers";
     }
     expect(reached).toBe(true);
     await page.keyboard.press("Enter");
     await page.getByTestId("customers-list").waitFor();
-    expect(await page.evaluate(() => document.activeElement?.tagName)).toBe("H1");
+    expect(await page.evaluate("document.activeElement?.tagName")).toBe("H1");
 
     for (const hash of ["#/usage", "#/customers/bob", "#/alerts"]) {
       await page.goto(`${f.url}/${hash}`);
       await expect.poll(() => page.locator("main").getAttribute("aria-busy")).toBe("false");
-      const unlabelled = await page.evaluate(() =>
-        [...document.querySelectorAll("input, select, button")]
-          .filter((el) => {
-            const named =
-              (el as HTMLInputElement).labels?.length ||
-              el.getAttribute("aria-label") ||
-              (el.tagName === "BUTTON" && el.textContent?.trim());
-            return !named;
-          })
-          .map((el) => el.outerHTML.slice(0, 80)),
-      );
+      const unlabelled = (await page.evaluate(`${PAGE_CHECKS}; tollgateChecks.unlabelled()`)) as string[];
       expect(unlabelled, hash).toEqual([]);
       // WCAG AA: every text's colour against the first opaque background behind it, at least 4.5:1.
-      const low = await page.evaluate(() => {
-        const rgb = (c: string) => (c.match(/[\d.]+/g) ?? []).map(Number);
-        const lum = (c: number[]) => {
-          const [r, g, b] = c.slice(0, 3).map((v) => {
-            const s = v / 255;
-            return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
-          });
-          return 0.2126 * r! + 0.7152 * g! + 0.0722 * b!;
-        };
-        const bg = (el: Element | null): number[] => {
-          for (let e = el; e; e = e.parentElement) {
-            const c = rgb(getComputedStyle(e).backgroundColor);
-            if (c.length === 3 || (c.length === 4 && c[3]! > 0.99)) return c;
-          }
-          return [255, 255, 255];
-        };
-        const out: string[] = [];
-        const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-        for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-          const el = n.parentElement;
-          if (!el || !n.textContent?.trim() || el.closest("svg, .skip-link, .visually-hidden")) continue;
-          if (!(el as HTMLElement).offsetParent && getComputedStyle(el).position !== "fixed") continue;
-          const a = lum(rgb(getComputedStyle(el).color));
-          const b = lum(bg(el));
-          const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-          if (ratio < 4.5) out.push(`${ratio.toFixed(2)} ${el.tagName}.${el.className}: ${n.textContent.trim().slice(0, 30)}`);
-        }
-        return out;
-      });
-      expect(low, hash).toEqual([]);
+      // WCAG AA: every text's colour against the first opaque background behind it, at least 4.5:1.
+      const low = (await page.evaluate(`${PAGE_CHECKS}; tollgateChecks.lowContrast()`)) as {
+        out: string[];
+        checked: number;
+      };
+      expect(low.checked, hash).toBeGreaterThan(20);
+      expect(low.out, hash).toEqual([]);
     }
   });
 
@@ -380,11 +388,11 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
       ["#/usage", "09-phone-usage"],
       ["#/customers", "10-phone-customers"],
       ["#/alerts", "11-phone-alerts"],
-    ]) {
+    ] as const) {
       await page.goto(`${f.url}/${hash}`);
       await expect.poll(() => page.locator("main").getAttribute("aria-busy")).toBe("false");
       // Wide tables scroll inside their own box; the page itself never scrolls sideways.
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      const overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth");
       expect(overflow, hash).toBeLessThanOrEqual(0);
       await shot(name, false);
     }
@@ -396,6 +404,6 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
     await waitForUsage();
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByLabel("Workspace API key").waitFor();
-    expect(await page.evaluate(() => sessionStorage.getItem("tollgate.apiKey"))).toBeNull();
+    expect(await page.evaluate("sessionStorage.getItem('tollgate.apiKey')")).toBeNull();
   });
 });

@@ -61,7 +61,13 @@ export function fixtureEvents(): FixtureEvent[] {
   files.forEach(([file, workflow], f) => {
     traces[f]!.forEach((row, i) => {
       const model: keyof typeof MODELS =
-        file === "code" ? (i % 4 === 0 ? "claude-sonnet-4" : "gpt-4o-mini") : i % 3 === 0 ? "gpt-4o" : "gpt-4o-mini";
+        file === "code"
+          ? i % 4 === 0
+            ? "claude-sonnet-4"
+            : "gpt-4o-mini"
+          : i % 3 === 0
+            ? "gpt-4o"
+            : "gpt-4o-mini";
       const [pin, pout] = MODELS[model];
       out.push({
         id: `${file}_${i}`,
@@ -151,7 +157,10 @@ export async function startFixture(): Promise<Fixture> {
       used.set(e.customer, (used.get(e.customer) ?? 0) + e.tokensIn + e.tokensOut);
   for (const c of CUSTOMERS) {
     await must(
-      api("PUT", `/v1/customers/${c.id}`, { ...(c.name ? { name: c.name } : {}), ...(c.plan ? { plan: c.plan } : {}) }),
+      api("PUT", `/v1/customers/${c.id}`, {
+        ...(c.name ? { name: c.name } : {}),
+        ...(c.plan ? { plan: c.plan } : {}),
+      }),
       `customer ${c.id}`,
     );
     if (c.target !== null) {
@@ -178,7 +187,10 @@ export async function startFixture(): Promise<Fixture> {
     }),
     "plan limit",
   );
-  await must(api("PUT", "/v1/balance-rules/per-1k-tokens", { meter: "tokens", credits_per_unit: 1, unit: 1000 }), "rule");
+  await must(
+    api("PUT", "/v1/balance-rules/per-1k-tokens", { meter: "tokens", credits_per_unit: 1, unit: 1000 }),
+    "rule",
+  );
   for (const [i, c] of CUSTOMERS.entries()) {
     await must(
       api("POST", `/v1/customers/${c.id}/balance/credits`, {
@@ -225,8 +237,8 @@ export async function startFixture(): Promise<Fixture> {
     await server.engine.alerts.settle();
   }
 
-  const serviceKey = (await must(api("POST", "/v1/api-keys", { name: "dashboard", role: "service" }), "key")).body
-    .key as string;
+  const serviceKey = (await must(api("POST", "/v1/api-keys", { name: "dashboard", role: "service" }), "key"))
+    .body.key as string;
 
   return {
     server,

@@ -106,7 +106,16 @@ describe("resolveAsset", () => {
       writeFileSync(join(outside, "secret.js"), "2");
       symlinkSync(join(outside, "secret.js"), join(root, "link.js"));
       expect(await resolveAsset(root, "ok.js")).toBe(join(root, "ok.js"));
-      for (const bad of ["link.js", "../ok.js", "/etc/passwd.js", "a\\b.js", "ok.exe", "", "./ok.js", "missing.js"])
+      for (const bad of [
+        "link.js",
+        "../ok.js",
+        "/etc/passwd.js",
+        "a\\b.js",
+        "ok.exe",
+        "",
+        "./ok.js",
+        "missing.js",
+      ])
         expect(await resolveAsset(root, bad), bad).toBeNull();
     } finally {
       rmSync(root, { recursive: true, force: true });

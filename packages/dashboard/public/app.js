@@ -130,7 +130,13 @@ function renderSignIn() {
   input.focus();
 }
 
-async function route() {
+/**
+ * Renders the view the hash names. `moveFocus`: after a navigation inside the page, focus goes to
+ * the new view's heading, as a page load would put it at the top; a fresh page load leaves it be
+ * (so that the skip link comes first).
+ * @param {boolean} [moveFocus]
+ */
+async function route(moveFocus = true) {
   const { path, params } = parseHash();
   renderNav(path);
   if (!api) {
@@ -171,8 +177,8 @@ async function route() {
   } finally {
     if (ctx.isCurrent()) main.setAttribute("aria-busy", "false");
   }
-  if (!ctx.isCurrent()) return;
-  // Move focus to the new view's heading, as a page load would, unless a control inside kept it.
+  if (!ctx.isCurrent() || !moveFocus) return;
+  // Move focus to the new view's heading, unless a control inside kept it.
   if (!main.contains(document.activeElement) || document.activeElement === main) {
     const heading = main.querySelector("h1");
     if (heading instanceof HTMLElement) heading.focus();
@@ -184,5 +190,5 @@ document.getElementById("skip")?.addEventListener("click", (e) => {
   e.preventDefault();
   main.focus();
 });
-window.addEventListener("hashchange", route);
-route();
+window.addEventListener("hashchange", () => route(true));
+route(false);

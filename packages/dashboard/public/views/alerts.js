@@ -137,6 +137,7 @@ function webhookBlock(ctx, w, d) {
       ? table({
           caption: `Deliveries to ${w.url}, newest first`,
           testid: `deliveries-${w.id}`,
+          stack: true,
           empty: "No deliveries.",
           rows: d.value.data,
           columns: [

@@ -44,7 +44,8 @@ export function failed(err, what) {
 
 /**
  * A table with a caption, column headers, and a first column of row headers.
- * @param {{ caption: string, columns: Column[], rows: any[], empty: string, testid?: string }} o
+ * `stack`: on a phone each row becomes a block of "label: value" lines instead of a wide row.
+ * @param {{ caption: string, columns: Column[], rows: any[], empty: string, testid?: string, stack?: boolean }} o
  */
 export function table(o) {
   if (o.rows.length === 0) return h("p", { class: "empty" }, o.empty);
@@ -53,7 +54,7 @@ export function table(o) {
     { class: "scroll", tabindex: "0", role: "region", "aria-label": o.caption },
     h(
       "table",
-      { class: "data", "data-testid": o.testid },
+      { class: o.stack ? "data stack" : "data", "data-testid": o.testid },
       h("caption", null, o.caption),
       h(
         "thead",
@@ -74,7 +75,7 @@ export function table(o) {
             ...o.columns.map((c, i) =>
               i === 0
                 ? h("th", { scope: "row" }, c.cell(row))
-                : h("td", { class: c.num ? "num" : undefined }, c.cell(row)),
+                : h("td", { class: c.num ? "num" : undefined, "data-label": c.label }, c.cell(row)),
             ),
           ),
         ),

@@ -65,6 +65,7 @@ export async function renderCustomers(ctx) {
       table({
         caption: "Customers",
         testid: "customers-list",
+        stack: true,
         empty: "No customers yet.",
         rows,
         columns: [
@@ -167,6 +168,7 @@ export async function renderCustomer(ctx, id) {
         ? table({
             caption: "Limits in their current period",
             testid: "customer-limits",
+            stack: true,
             empty: "No limits apply to this customer.",
             rows: limits.value.data,
             columns: [
@@ -252,6 +254,7 @@ export async function renderCustomer(ctx, id) {
             table({
               caption: "Balance transactions, oldest first",
               testid: "customer-transactions",
+              stack: true,
               empty: "No balance transactions.",
               rows: transactions.value.data,
               columns: [
@@ -331,6 +334,7 @@ export function alertsTable(alerts, testid) {
   return table({
     caption: "Alerts, newest first",
     testid,
+    stack: true,
     empty: "No alerts.",
     rows: alerts,
     columns: [
@@ -354,7 +358,8 @@ function alertSubject(a) {
   if (d.limit) {
     return `${d.limit.id}: ${formatPercent(d.percent_used)} of ${formatCount(d.limit.amount)} (${d.limit.meter}, ${typeof d.limit.period === "string" ? d.limit.period : "rolling"})`;
   }
-  if (a.type === "balance.low") return `available ${formatCount(d.available ?? 0)} below ${formatCount(d.level ?? 0)}`;
+  if (a.type === "balance.low")
+    return `available ${formatCount(d.available ?? 0)} below ${formatCount(d.level ?? 0)}`;
   if (a.type === "usage.summary" && d.window_start) {
     const tokens = d.meters?.tokens ?? toCount(d.values?.tokens_in) + toCount(d.values?.tokens_out);
     return `${d.period ?? "period"} from ${formatDate(d.window_start)}: ${formatCount(d.events ?? 0)} events, ${formatCount(tokens)} tokens, ${formatMoney(parseUsd(d.values?.cost ?? "0"))}`;

@@ -59,7 +59,7 @@ describe("reprice", () => {
     });
     expect(again.body).toMatchObject({ events_changed: 0, balance_adjustments: [] });
     expect(await balance()).toBe(500);
-    const audit = await t.api("GET", "/v1/audit");
+    const audit = await t.api("GET", "/v1/audit?kind=reprice");
     expect(audit.body.data.map((a: { events_changed: number }) => a.events_changed).sort()).toEqual([0, 3]);
 
     // A cheaper correction refunds the difference as a credit.

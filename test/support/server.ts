@@ -1,8 +1,9 @@
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Clock } from "@tollgate/core";
-import type { ApiRateLimitOptions } from "@tollgate/server";
+import type { ApiRateLimitOptions, OverloadOptions } from "@tollgate/server";
 import { type RunningServer, startServer } from "../../packages/cli/src/runtime.js";
 
 export interface TestServer {
@@ -39,17 +40,29 @@ export async function startTestServer(
     configPath?: string;
     dataDir?: string;
     apiRateLimit?: ApiRateLimitOptions | null;
+    overload?: OverloadOptions;
   } = {},
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "tollgate-test-"));
   const adminKey = `tg_test_${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
+  // STORE=postgres runs the same suites on PostgreSQL: one schema per data folder (a restart with the
+  // same dataDir finds its data again), dropped with the folder.
+  const postgres =
+    process.env.STORE === "postgres"
+      ? {
+          url: process.env.TOLLGATE_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test",
+          schema: `tg_test_${createHash("sha256").update(dataDir).digest("hex").slice(0, 16)}`,
+        }
+      : undefined;
   const server = await startServer({
     dataDir,
+    ...(postgres ? { postgres } : {}),
     port: 0,
     adminKey,
     clock: options.clock,
     configPath: options.configPath,
     ...(options.apiRateLimit !== undefined ? { apiRateLimit: options.apiRateLimit } : {}),
+    ...(options.overload ? { overload: options.overload } : {}),
   });
   const url = server.url;
   return {
@@ -60,9 +73,23 @@ export async function startTestServer(
     api: (method, path, body, opts = {}) => call(url, method, path, body, { key: adminKey, ...opts }),
     async close() {
       await server.close();
-      if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+      if (!options.dataDir) {
+        rmSync(dataDir, { recursive: true, force: true });
+        if (postgres) await dropSchema(postgres.url, postgres.schema);
+      }
     },
   };
+}
+
+async function dropSchema(url: string, schema: string): Promise<void> {
+  const { default: pg } = await import("pg");
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
 }
 
 export async function call(

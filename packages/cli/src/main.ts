@@ -33,8 +33,17 @@ program
     (v) => Number(v),
     Number(env.TOLLGATE_API_RATE_LIMIT ?? 5000),
   )
+  .option("--postgres <url>", "keep durable state in PostgreSQL (scale-out)", env.TOLLGATE_POSTGRES_URL)
+  .option("--postgres-schema <name>", "PostgreSQL schema", env.TOLLGATE_POSTGRES_SCHEMA ?? "tollgate")
+  .option(
+    "--redis <url>",
+    "keep hot limit state in Redis (scale-out; needs --postgres)",
+    env.TOLLGATE_REDIS_URL,
+  )
   .action(async (opts) => {
     const server = await startServer({
+      ...(opts.postgres ? { postgres: { url: opts.postgres, schema: opts.postgresSchema } } : {}),
+      ...(opts.redis ? { redis: { url: opts.redis } } : {}),
       apiRateLimit: opts.apiRateLimit > 0 ? { limit: opts.apiRateLimit, windowSeconds: 1 } : null,
       dataDir: opts.data,
       port: opts.port,
@@ -44,7 +53,10 @@ program
       logger: { level: opts.logLevel },
     });
     const out = process.stdout;
-    out.write(`Tollgate listening on ${server.url} (data: ${opts.data})\n`);
+    const where = opts.postgres ? `postgres: ${redactUrl(opts.postgres)}` : `data: ${opts.data}`;
+    out.write(
+      `Tollgate listening on ${server.url} (${where}${opts.redis ? `, redis: ${redactUrl(opts.redis)}` : ""})\n`,
+    );
     if (server.newAdminKey) {
       out.write(`\nAdmin key for workspace "${DEFAULT_WORKSPACE}" (shown once, store it now):\n\n`);
       out.write(`  ${server.newAdminKey}\n\n`);
@@ -210,3 +222,14 @@ program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`tollgate: ${err.message}\n`);
   process.exit(1);
 });
+
+/** A connection URL without its password, for the start-up line. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(invalid URL)";
+  }
+}

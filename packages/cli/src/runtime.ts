@@ -11,6 +11,7 @@ import {
   type WebhookService,
   type WebhookServiceOptions,
 } from "@tollgate/server";
+import { PostgresStore } from "@tollgate/store-postgres";
 import { SqliteStore } from "@tollgate/store-sqlite";
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import { type ApplyReport, alertSettings, applyConfig, loadConfig, webhookSettings } from "./config.js";
@@ -37,6 +38,14 @@ export interface ServerOptions {
   proxy?: ProxyOptions;
   /** The webhook worker; unset fields come from TOLLGATE_WEBHOOKS_* and tollgate.yaml `webhooks`. */
   webhooks?: WebhookServiceOptions;
+  /**
+   * Keep the durable state in PostgreSQL instead of the embedded SQLite file (scale-out; see
+   * docs/scale-out.md). `schema` @default "tollgate".
+   * @example { url: "postgres://tollgate@127.0.0.1:5432/tollgate" }
+   */
+  postgres?: { url: string; schema?: string };
+  /** Keep hot limit state in Redis, shared by every process (needs `postgres`). */
+  redis?: { url: string };
 }
 
 export interface RunningServer {
@@ -59,7 +68,13 @@ const systemClock: Clock = { now: () => Date.now() };
 
 /** The composition root of the embedded server: the only place that picks the store. */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
-  const store = new SqliteStore({ path: join(options.dataDir, "tollgate.db") });
+  // Typed as the embedded store for the callers that read its file directly (SQLite-only tests); with
+  // --postgres it is a PostgresStore, which has every Store method.
+  const store = (
+    options.postgres
+      ? await PostgresStore.open({ url: options.postgres.url, schema: options.postgres.schema })
+      : new SqliteStore({ path: join(options.dataDir, "tollgate.db") })
+  ) as SqliteStore;
   const engine = new Engine({
     store,
     clock: options.clock ?? systemClock,

@@ -92,6 +92,8 @@ export class PostgresStore implements Store {
   private flushScheduled = false;
   private closed = false;
   private readonly alerts: PostgresAlerts;
+  /** Snapshot reads in flight (scanEvents, scanUsage): see flushGroup. */
+  private readonly scans = new Set<Promise<unknown>>();
 
   private constructor(options: PostgresStoreOptions, schema: string) {
     this.schema = schema;
@@ -355,7 +357,15 @@ export class PostgresStore implements Store {
    * Runs `fn` in one REPEATABLE READ snapshot, given the commit sequence that snapshot holds (read
    * first: the snapshot is taken at the transaction's first query).
    */
-  private async snapshot<T>(fn: (client: pg.PoolClient, asOfSeq: number) => Promise<T>): Promise<T> {
+  private snapshot<T>(fn: (client: pg.PoolClient, asOfSeq: number) => Promise<T>): Promise<T> {
+    const p = this.snapshotTx(fn);
+    this.scans.add(p);
+    const done = () => this.scans.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  private async snapshotTx<T>(fn: (client: pg.PoolClient, asOfSeq: number) => Promise<T>): Promise<T> {
     const client = await this.connect();
     try {
       await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
@@ -614,6 +624,14 @@ export class PostgresStore implements Store {
     } catch (error) {
       for (const p of group) p.reject(unavailable(error));
       return;
+    }
+    // A scan whose snapshot began before this commit (and so misses it) may still be running; a
+    // cache built from it must be in place before afterCommit looks for it, or the commit would be
+    // applied to neither. (The embedded store's scans are synchronous, so there no scan straddles an
+    // afterCommit.) Wait for those scans, then one macrotask for their callers to register the cache.
+    if (this.scans.size > 0 && group.some((p) => p.afterCommit)) {
+      await Promise.allSettled([...this.scans]);
+      await new Promise((r) => setImmediate(r));
     }
     // Counters learn of new events before any awaiting code runs and could look at them.
     for (let i = 0; i < group.length; i++) {

@@ -349,6 +349,34 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
     expect(again.find((d: { id: string }) => d.id === target).state).toBe("delivered");
   });
 
+  it("renders each view in a few API calls over the rollups, quickly", async () => {
+    const figures: string[] = [];
+    for (const [hash, ready, callsMax] of [
+      ["#/usage", "total-tokens", 8],
+      ["#/customers", "customers-list", 2 + 2 * CUSTOMERS.length],
+      ["#/customers/acme", "customer-limits", 8],
+      ["#/alerts", "alerts-table", 3 + 2],
+    ] as const) {
+      await page.goto("about:blank");
+      const calls: string[] = [];
+      const onRequest = (r: { url(): string }) => {
+        if (r.url().includes("/v1/")) calls.push(r.url());
+      };
+      page.on("request", onRequest);
+      const start = performance.now();
+      await page.goto(`${f.url}/${hash}`);
+      await page.getByTestId(ready).waitFor();
+      await expect.poll(() => page.locator("main").getAttribute("aria-busy")).toBe("false");
+      const ms = performance.now() - start;
+      page.off("request", onRequest);
+      figures.push(`${hash} ${Math.round(ms)} ms, ${calls.length} API calls`);
+      expect(calls.length, hash).toBeLessThanOrEqual(callsMax);
+      // Generous: a shared 2-core machine; a view that read raw events would take far longer.
+      expect(ms, hash).toBeLessThan(10_000);
+    }
+    console.log(`dashboard views over ${f.events.length} events: ${figures.join("; ")}`);
+  });
+
   it("works from the keyboard, labels every control, and keeps text contrast", async () => {
     await page.goto(`${f.url}/#/usage`);
     await page.reload(); // a fresh load: focus starts at the top of the page

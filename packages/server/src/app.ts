@@ -25,6 +25,7 @@ import { planRoutes } from "./routes/plans.js";
 import { proxyRoutes } from "./routes/proxy.js";
 import type { ProxyOptions } from "./proxy/config.js";
 import { priceRoutes } from "./routes/prices.js";
+import { type SimulationStoreFactory, SimulationJobs, simulationRoutes } from "./routes/simulations.js";
 import { usageRoutes } from "./routes/usage.js";
 import { webhookRoutes } from "./routes/webhooks.js";
 import { workflowRoutes } from "./routes/workflows.js";
@@ -40,6 +41,8 @@ export interface AppOptions {
   proxy?: ProxyOptions;
   /** Usage reports (GET /v1/usage, /v1/workflows/{id}/runs); @default new Reports(engine.store, engine.clock) */
   reports?: Reports;
+  /** The store a what-if simulation's engine runs on (POST /v1/simulations); none: those answer 503. */
+  simulationStore?: SimulationStoreFactory;
 }
 
 export const API_VERSION = "0.1.0";
@@ -141,6 +144,7 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     entitlementRoutes,
     usageRoutes(options.reports ?? new Reports(options.engine.store, options.engine.clock)),
     workflowRoutes(options.reports ?? new Reports(options.engine.store, options.engine.clock)),
+    simulationRoutes(new SimulationJobs(options.engine, options.simulationStore ?? null)),
     dashboardRoutes(),
   ])
     routes(app, deps);

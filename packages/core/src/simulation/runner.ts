@@ -78,6 +78,8 @@ export const simulationBounds = {
   pageEvents: 2_000,
   /** Events between two sweeps of the simulated limiter (ended windows are dropped). */
   sweepEvents: 50_000,
+  /** A replay lets the event loop run at least this often (when given `pause` and `stopwatch`). */
+  pauseEveryMs: 20,
   /** Customers a simulation may name. */
   customersMax: 1_000,
 } as const;
@@ -187,6 +189,7 @@ export class Simulation {
     let asOfSeq: number | undefined;
     let events = 0;
     let nextSweep = simulationBounds.sweepEvents;
+    let lastPause = started;
     const scan = {
       from: this.from,
       to: this.to,
@@ -201,7 +204,17 @@ export class Simulation {
       );
       asOfSeq = page.asOfSeq;
       if (page.events.length === 0) break;
-      for (const { event } of page.events) await this.replay(ws, engine, event);
+      for (let i = 0; i < page.events.length; i++) {
+        await this.replay(ws, engine, page.events[i]!.event);
+        // Let the process serve others at least every pauseEveryMs (a page can take longer than that).
+        if ((i & 127) === 127 && this.deps.pause && this.deps.stopwatch) {
+          const now = this.deps.stopwatch();
+          if (now - lastPause >= simulationBounds.pauseEveryMs) {
+            await this.deps.pause();
+            lastPause = this.deps.stopwatch();
+          }
+        }
+      }
       events += page.events.length;
       const last = page.events[page.events.length - 1]!;
       after = { timestamp: last.event.timestamp, seq: last.seq };
@@ -209,7 +222,10 @@ export class Simulation {
         engine.limiter.sweep(this.clock.now());
         nextSweep = events + simulationBounds.sweepEvents;
       }
-      if (this.deps.pause) await this.deps.pause();
+      if (this.deps.pause) {
+        await this.deps.pause();
+        lastPause = this.deps.stopwatch?.() ?? 0;
+      }
       onProgress?.({
         events,
         at: last.event.timestamp,

@@ -11,6 +11,7 @@ import {
   type WebhookService,
   type WebhookServiceOptions,
 } from "@tollgate/server";
+import { MemoryStore } from "@tollgate/store-memory";
 import { PostgresStore } from "@tollgate/store-postgres";
 import { SqliteStore } from "@tollgate/store-sqlite";
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
@@ -90,6 +91,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     reports,
     logger: options.logger ?? false,
     apiRateLimit: options.apiRateLimit,
+    // What-if simulations run on a memory sink of their own, never on the live store.
+    simulationStore: (hooks) => new MemoryStore({ retainEvents: false, retainAlerts: false, ...hooks }),
     proxy:
       options.proxy ??
       proxyOptionsFrom(process.env, options.configPath ? loadConfig(options.configPath).proxy : undefined),

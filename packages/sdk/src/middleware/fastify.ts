@@ -16,16 +16,17 @@ interface Reply {
  * @example app.addHook("onRequest", tollgateFastify({ client, identify: (req) => ({ customer: req.user.org }) }))
  */
 export function tollgateFastify<R extends Req = Req>(options: GuardOptions<R>) {
-  return async (request: R, reply: Reply): Promise<void> => {
+  return async (request: R, reply: Reply): Promise<Reply | undefined> => {
     const outcome = await guard(options, request, (name) => {
       const v = request.headers[name];
       return Array.isArray(v) ? v[0] : v;
     });
     reply.headers(outcome.headers);
     if (!outcome.allowed) {
-      reply.code(outcome.status).send(outcome.body);
-      return;
+      // An async hook that answers returns the reply, so that Fastify stops there.
+      return reply.code(outcome.status).send(outcome.body);
     }
     reply.raw.on("finish", () => outcome.finish(reply.raw.statusCode));
+    return undefined;
   };
 }

@@ -128,9 +128,14 @@ async function proxyCall(
     } catch {
       json = null;
     }
-    if (json)
-      await meter.commit(endpoint.usage(json), typeof json.model === "string" ? json.model : undefined);
-    else await meter.commit({ tokens_in: estimateIn, tokens_out: 0 });
+    try {
+      if (json)
+        await meter.commit(endpoint.usage(json), typeof json.model === "string" ? json.model : undefined);
+      else await meter.commit({ tokens_in: estimateIn, tokens_out: 0 });
+    } catch (error) {
+      // The provider answered and the caller gets it; the hold expires by its TTL.
+      request.log.error({ err: error }, "proxy: commit failed");
+    }
     reply.code(res.status).header("content-type", contentType);
     return reply.send(text);
   }

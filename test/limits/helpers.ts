@@ -82,7 +82,8 @@ export async function record(
   t: TestServer,
   events: {
     customer: string;
-    values?: Record<string, number>;
+    /** Usage amounts; `cost` (an event's own) is a decimal USD string. */
+    values?: Record<string, number | string>;
     dimensions?: Record<string, string>;
     type?: string;
     timestamp?: string;

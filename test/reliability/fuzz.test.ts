@@ -157,7 +157,9 @@ describe("fuzzing the API with bad input", () => {
       fc.asyncProperty(brokenJson, fc.context(), async ({ target, mutation }, ctx) => {
         let payload: string;
         let contentType = "application/json";
-        const [kind, a, b] = mutation;
+        const kind = mutation[0];
+        const a: unknown = mutation[1];
+        const b: unknown = mutation[2];
         if (kind === "leaf") {
           const paths = leaves(target.body);
           const path = paths[(a as number) % paths.length]!;

@@ -5,6 +5,7 @@ import { SqliteStore } from "@tollgate/store-sqlite";
 import { Command, InvalidArgumentError } from "commander";
 import { applyConfig, httpSender, loadConfig } from "./config.js";
 import { DEFAULT_WORKSPACE, startServer } from "./runtime.js";
+import { simulate } from "./simulate.js";
 import { isValidTimeZone } from "./timezone.js";
 
 const env = process.env;
@@ -33,6 +34,12 @@ program
     (v) => Number(v),
     Number(env.TOLLGATE_API_RATE_LIMIT ?? 5000),
   )
+  .option(
+    "--max-in-flight <n>",
+    "requests in progress at once; past it, 503 at once (load shedding)",
+    (v) => Number(v),
+    Number(env.TOLLGATE_MAX_IN_FLIGHT ?? 4096),
+  )
   .option("--postgres <url>", "keep durable state in PostgreSQL (scale-out)", env.TOLLGATE_POSTGRES_URL)
   .option("--postgres-schema <name>", "PostgreSQL schema", env.TOLLGATE_POSTGRES_SCHEMA ?? "tollgate")
   .option(
@@ -42,6 +49,7 @@ program
   )
   .action(async (opts) => {
     const server = await startServer({
+      overload: { maxInFlight: opts.maxInFlight },
       ...(opts.postgres ? { postgres: { url: opts.postgres, schema: opts.postgresSchema } } : {}),
       ...(opts.redis ? { redis: { url: opts.redis } } : {}),
       apiRateLimit: opts.apiRateLimit > 0 ? { limit: opts.apiRateLimit, windowSeconds: 1 } : null,
@@ -124,6 +132,26 @@ program
     }
   });
 
+program
+  .command("simulate")
+  .description("what-if: replay the stored events of a range through a proposed tollgate.yaml (nothing live changes)")
+  .requiredOption("-c, --config <file>", "the proposed tollgate.yaml")
+  .requiredOption("--from <instant>", "start of the range (RFC 3339)")
+  .requiredOption("--to <instant>", "end of the range, exclusive (RFC 3339)")
+  .option("--customers <ids>", "only these customers (comma-separated)")
+  .option("--base <base>", "live: the proposal over the live definitions; empty: the proposal alone", "live")
+  .option("--format <format>", "table, json or csv", "table")
+  .option("-o, --output <file>", "write the result to a file instead of stdout")
+  .option("--url <url>", "the server", env.TOLLGATE_URL ?? "http://127.0.0.1:8787")
+  .option("--key <key>", "an admin key (or TOLLGATE_API_KEY)", env.TOLLGATE_API_KEY)
+  .action(async (opts) => {
+    if (!opts.key) throw new Error("an admin key is needed: --key or TOLLGATE_API_KEY");
+    if (!["table", "json", "csv"].includes(opts.format)) throw new Error("--format must be table, json or csv");
+    if (opts.base !== "live" && opts.base !== "empty") throw new Error("--base must be live or empty");
+    const out = await simulate(opts);
+    if (!opts.output) process.stdout.write(out);
+  });
+
 /** Admin commands work on the data folder directly, so they work when no key is at hand. */
 async function withEngine<T>(dataDir: string, fn: (engine: Engine) => Promise<T>): Promise<T> {
   const store = new SqliteStore({ path: join(dataDir, "tollgate.db") });
@@ -170,7 +198,9 @@ program
 
 program
   .command("export")
-  .description("write the usage report (GET /v1/usage) as CSV or JSON to stdout, with a progress bar on a TTY")
+  .description(
+    "write the usage report (GET /v1/usage) as CSV or JSON to stdout, with a progress bar on a TTY",
+  )
   .option("--from <instant>", "start, a whole hour (default: 30 days before --to)")
   .option("--to <instant>", "end, a whole hour, exclusive (default: the end of the current hour)")
   .option("--format <format>", "csv or json", "csv")

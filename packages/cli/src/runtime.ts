@@ -4,6 +4,7 @@ import {
   type ApiRateLimitOptions,
   createApp,
   keyMinter,
+  type OverloadOptions,
   type ProxyOptions,
   priceCatalogue,
   proxyOptionsFrom,
@@ -35,6 +36,8 @@ export interface ServerOptions {
   listen?: boolean;
   /** Per-key protection of the API; null turns it off. */
   apiRateLimit?: ApiRateLimitOptions | null;
+  /** Load shedding (503 past capacity). @default DEFAULT_OVERLOAD of the server */
+  overload?: OverloadOptions;
   /** LLM proxy upstreams. @default from TOLLGATE_OPENAI_* / TOLLGATE_ANTHROPIC_* and tollgate.yaml `proxy` */
   proxy?: ProxyOptions;
   /** The webhook worker; unset fields come from TOLLGATE_WEBHOOKS_* and tollgate.yaml `webhooks`. */
@@ -93,6 +96,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     apiRateLimit: options.apiRateLimit,
     // What-if simulations run on a memory sink of their own, never on the live store.
     simulationStore: (hooks) => new MemoryStore({ retainEvents: false, retainAlerts: false, ...hooks }),
+    ...(options.overload ? { overload: options.overload } : {}),
     proxy:
       options.proxy ??
       proxyOptionsFrom(process.env, options.configPath ? loadConfig(options.configPath).proxy : undefined),

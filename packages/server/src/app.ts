@@ -9,6 +9,7 @@ import Fastify, {
 import { Authenticator, installAuth } from "./auth.js";
 import { installErrorHandling, toTollgateError } from "./errors.js";
 import { createMetrics, type Metrics } from "./metrics.js";
+import { installOverloadProtection, type OverloadOptions } from "./overload.js";
 import { ApiProtection, type ApiRateLimitOptions, DEFAULT_API_RATE_LIMIT } from "./protect.js";
 import { alertRoutes } from "./routes/alerts.js";
 import { apiKeyRoutes } from "./routes/api-keys.js";
@@ -39,6 +40,8 @@ export interface AppOptions {
   apiRateLimit?: ApiRateLimitOptions | null;
   /** Upstreams of the LLM proxy (/proxy/...); a provider left out answers 503. @default {} */
   proxy?: ProxyOptions;
+  /** Load shedding (503 past capacity); @default DEFAULT_OVERLOAD */
+  overload?: OverloadOptions;
   /** Usage reports (GET /v1/usage, /v1/workflows/{id}/runs); @default new Reports(engine.store, engine.clock) */
   reports?: Reports;
   /** The store a what-if simulation's engine runs on (POST /v1/simulations); none: those answer 503. */
@@ -61,6 +64,8 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     // Per-request lines would dominate the log at thousands of requests/s; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    // No request hangs: a client that sends its body too slowly is cut off.
+    requestTimeout: 30_000,
     forceCloseConnections: "idle",
     // Ids are up to idLengthMax characters; percent-encoded UTF-8 takes up to 12 per character. Past
     // that, and for malformed URLs, the router's own errors are answered in the API's error shape.
@@ -104,6 +109,7 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   installErrorHandling(app);
+  installOverloadProtection(app, options.overload ?? {}, (reason) => metrics.requestsShed.inc({ reason }));
   const limit = options.apiRateLimit === undefined ? DEFAULT_API_RATE_LIMIT : options.apiRateLimit;
   installAuth(app, deps.auth, limit ? new ApiProtection(limit) : null);
   app.addHook("onResponse", async (request, reply) => {

@@ -6,3 +6,4 @@ export { type ProxyOptions, proxyOptionsFrom, type UpstreamConfig } from "./prox
 export { loadCatalogue as priceCatalogue } from "./prices/catalogue.js";
 export * from "./webhooks/index.js";
 export { csvChunks as usageCsvChunks, jsonChunks as usageJsonChunks } from "./routes/usage.js";
+export { DEFAULT_OVERLOAD, type OverloadOptions } from "./overload.js";

@@ -24,6 +24,12 @@ export function createMetrics() {
       help: "Usage events stored",
       registers: [registry],
     }),
+    requestsShed: new Counter({
+      name: "tollgate_requests_shed_total",
+      help: "Requests answered 503 at once because the server was past capacity",
+      labelNames: ["reason"] as const,
+      registers: [registry],
+    }),
     eventsUnpriced: new Counter({
       name: "tollgate_events_unpriced_total",
       help: "Usage events stored without a cost: their model has no price (unknown-model policy tokens_only)",

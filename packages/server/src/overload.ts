@@ -1,0 +1,78 @@
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { TollgateError } from "@tollgate/core";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+
+/**
+ * Load shedding: past what the process can serve, a request is answered at once with 503
+ * UNAVAILABLE (API.md shape, `Retry-After`) instead of queueing, so memory stays bounded, latency of
+ * the admitted requests stays low, and the server recovers by itself when the load drops.
+ * `/health` and `/metrics` are never shed. (The idea of @fastify/under-pressure, with the API's error shape.)
+ */
+export interface OverloadOptions {
+  /**
+   * Requests in progress at once; the next one is shed.
+   * @default 4096
+   */
+  maxInFlight?: number;
+  /**
+   * Event-loop delay (ms, the worst in the last sampling interval) past which requests are shed:
+   * the process is already behind.
+   * @default 1000
+   */
+  maxEventLoopDelayMs?: number;
+  /** @default 1 */
+  retryAfterSeconds?: number;
+}
+
+export const DEFAULT_OVERLOAD: Required<OverloadOptions> = {
+  maxInFlight: 4096,
+  maxEventLoopDelayMs: 1000,
+  retryAfterSeconds: 1,
+};
+
+export function installOverloadProtection(
+  app: FastifyInstance,
+  options: OverloadOptions,
+  onShed: (reason: "in_flight" | "event_loop") => void,
+): void {
+  const o = { ...DEFAULT_OVERLOAD, ...options };
+  let inFlight = 0;
+  let lagging = false;
+  const histogram = monitorEventLoopDelay({ resolution: 20 });
+  histogram.enable();
+  const timer = setInterval(() => {
+    lagging = histogram.max / 1e6 > o.maxEventLoopDelayMs;
+    histogram.reset();
+  }, 500);
+  timer.unref();
+  app.addHook("onClose", async () => {
+    clearInterval(timer);
+    histogram.disable();
+  });
+
+  const counted = Symbol("overload.counted");
+  app.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
+    // Health checks and metrics scrapes are how an operator sees the overload: never shed.
+    if (request.url === "/health" || request.url === "/metrics") return;
+    const reason = inFlight >= o.maxInFlight ? "in_flight" : lagging ? "event_loop" : null;
+    if (reason) {
+      onShed(reason);
+      reply.header("retry-after", String(o.retryAfterSeconds));
+      throw new TollgateError("UNAVAILABLE", "the server is overloaded; retry shortly", {
+        reason,
+        retry_after: o.retryAfterSeconds,
+      });
+    }
+    inFlight++;
+    (request as unknown as Record<symbol, boolean>)[counted] = true;
+  });
+  const done = async (request: FastifyRequest) => {
+    const r = request as unknown as Record<symbol, boolean>;
+    if (r[counted]) {
+      r[counted] = false;
+      inFlight--;
+    }
+  };
+  app.addHook("onResponse", done);
+  app.addHook("onRequestAbort", done);
+}

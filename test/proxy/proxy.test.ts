@@ -352,6 +352,35 @@ describe("proxy: a stream stops at the customer's hard limit", () => {
     expect(await limitState(c.customer, "out-500")).toMatchObject({ used: delivered, reserved: 0 });
   });
 
+  it("the room is held: a second call while the first streams cannot spend it again", async () => {
+    const c = await customer();
+    await env.api("PUT", "/v1/limits/out-300", {
+      customer: c.customer,
+      meter: "output",
+      amount: 300,
+      period: "month",
+    });
+    env.upstream.scenario = { inputTokens: 5, outputTokens: 100, chunkTokens: 2, delayMs: 10 };
+    const client = openai(c.key);
+    const first = await client.chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "one" }],
+      stream: true,
+    });
+    const limit = await limitState(c.customer, "out-300");
+    expect(limit).toMatchObject({ used: 0, reserved: 300 });
+    const second = await client.chat.completions
+      .create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "two" }], stream: true })
+      .catch((e) => e);
+    expect(second.status).toBe(429);
+    expect(second.error).toMatchObject({ code: "LIMIT_EXCEEDED" });
+    let text = "";
+    for await (const chunk of first) text += chunk.choices[0]?.delta.content ?? "";
+    expect(text).toBe(" tok".repeat(100));
+    // The hold is reconciled with the actual usage: the rest of the room is free again.
+    expect(await limitState(c.customer, "out-300")).toMatchObject({ used: 100, reserved: 0, remaining: 200 });
+  });
+
   it("Anthropic: the stream ends with an error event at the limit", async () => {
     const c = await customer();
     await env.api("PUT", "/v1/limits/out-100", {

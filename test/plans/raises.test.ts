@@ -238,6 +238,11 @@ describe("audit of limit changes", () => {
       "monthly-tokens",
       "ws-cap",
     ]);
+    // Plans' inline limits and terms are audited too.
+    const plans = await t.api("GET", "/v1/audit?kind=plan.put&plan=pro");
+    expect(plans.body.data).toMatchObject([
+      { kind: "plan.put", plan: "pro", key_id: keyId, before: null, after: { limits: [{ amount: 1000 }] } },
+    ]);
     // Service keys cannot read the audit log.
     const service = await t.api("POST", "/v1/api-keys", { name: "svc", role: "service" });
     expect((await t.api("GET", "/v1/audit", undefined, { key: service.body.key })).status).toBe(403);

@@ -43,7 +43,6 @@ import {
 } from "./entitlements.js";
 import type { CustomerInput, EventInput, MeterInput, MeterQueryInput, PlanInput } from "./inputs.js";
 import { type CheckEvent, type CheckResult, type CustomerContext, Limiter } from "./limiter.js";
-import type { LimiterFactory, LimiterPort } from "./limiter-port.js";
 import type { KeyMinter } from "./ports.js";
 import { type PriceCatalogue, Pricing } from "./pricing.js";
 
@@ -55,8 +54,6 @@ export interface EngineDeps {
   isValidTimeZone: (zone: string) => boolean;
   /** The model price catalogue (the server loads it from a maintained package). @default none */
   prices?: PriceCatalogue;
-  /** Builds the limiter (hot limit state). @default the in-memory Limiter of this process */
-  limiter?: LimiterFactory;
 }
 
 export interface Plan {
@@ -94,7 +91,7 @@ export class Engine {
   private readonly keys: KeyMinter;
   private readonly isValidTimeZone: (zone: string) => boolean;
   readonly book: LimitBook;
-  readonly limiter: LimiterPort;
+  readonly limiter: Limiter;
   /** Alerts (threshold, balance.low, usage.summary) and webhook endpoints; see alerts/center.ts. */
   readonly alerts: AlertCenter;
   readonly pricing: Pricing;
@@ -128,10 +125,7 @@ export class Engine {
       counterUsage: (ws, customer, limit, meter, groupKey) =>
         this.limiter.counterUsage(ws, customer, limit, meter, groupKey),
     });
-    const newId = () => deps.keys.id("rsv");
-    this.limiter = deps.limiter
-      ? deps.limiter({ store: deps.store, book: this.book, clock: deps.clock, newId, observer: this.alerts })
-      : new Limiter(deps.store, this.book, deps.clock, newId, this.alerts);
+    this.limiter = new Limiter(deps.store, this.book, deps.clock, () => deps.keys.id("rsv"), this.alerts);
     this.balances.onChange = (ws, customer, view) => this.alerts.onBalance(ws, customer, view);
   }
 
@@ -260,7 +254,7 @@ export class Engine {
 
   // ---- plans ----------------------------------------------------------------------------------
 
-  async putPlan(workspaceId: string, id: string, input: PlanInput) {
+  async putPlan(workspaceId: string, id: string, input: PlanInput, actor?: string) {
     // Inline limits are checked like PUT /v1/limits ones (meters exist, configurations are sound).
     const scope = { kind: "plan" as const, plan: id };
     const lists = [
@@ -308,9 +302,28 @@ export class Engine {
       modelClasses: terms.modelClasses,
       overage: terms.overage,
     };
-    const { record, created } = await this.store.putRecord(workspaceId, "plan", id, body, this.clock.now());
+    const now = this.clock.now();
+    const before = await this.store.getRecord<PlanBody>(workspaceId, "plan", id);
+    const { record, created } = await this.store.putRecord(workspaceId, "plan", id, body, now);
     this.book.invalidate(workspaceId);
     this.entitlements.invalidate(workspaceId);
+    // A plan's inline limits and terms are limits too: who changed them, when, before and after.
+    const auditId = this.keys.id("audit");
+    await this.store.putRecord(
+      workspaceId,
+      "audit",
+      auditId,
+      {
+        id: auditId,
+        kind: "plan.put",
+        at: formatInstant(now),
+        key_id: actor ?? null,
+        plan: id,
+        before: before?.body ?? null,
+        after: body,
+      },
+      now,
+    );
     return { plan: toEntity<Plan, PlanBody>(record), created };
   }
 
@@ -825,7 +838,7 @@ export class Engine {
         throw invalid("the committed event must be for the reserved customer", { field: "event.customer" });
       }
       const recorded = await this.recordEvents(workspaceId, [eventInput]);
-      await this.limiter.reconcileRates(r, eventInput.values ?? {});
+      this.limiter.reconcileRates(r, eventInput.values ?? {});
       // The usage is debited by the debit rules with the event; the hold has done its job.
       if (r.balanceHold) await this.balances.endHold(workspaceId, r.customer, r.id, this.clock.now());
       return { reservation: reservationId, state: "committed", event_id: eventInput.id, ...recorded };
@@ -867,7 +880,7 @@ export class Engine {
       }
     }
     for (const limit of set.rates) {
-      const d = await this.limiter.rateState(workspaceId, limit, customerId);
+      const d = this.limiter.rateState(workspaceId, limit, customerId);
       if (!d) continue; // per-key limits have no single state for a customer
       const used = d.limit - d.remaining;
       const pct = percentUsed(used, d.limit);
@@ -885,7 +898,7 @@ export class Engine {
       });
     }
     for (const limit of set.concurrency) {
-      const used = await this.limiter.concurrencyInUse(workspaceId, limit, customerId);
+      const used = this.limiter.concurrencyInUse(workspaceId, limit, customerId);
       const pct = percentUsed(used, limit.max);
       out.push({
         id: limit.id,
@@ -1015,7 +1028,7 @@ export class Engine {
     if (updates.length > 0) {
       await this.store.updateEventValues(workspaceId, updates);
       await this.store.rebuildRollups();
-      await this.limiter.forgetFamilies(workspaceId);
+      this.limiter.forgetFamilies(workspaceId);
     }
     // Balances: more cost → the rule charges the difference; less → the difference comes back as a credit.
     const adjustments: { customer: string; rule: string; units: string; credits: number }[] = [];

@@ -9,7 +9,8 @@ export function planRoutes(app: FastifyInstance, { engine }: RouteDeps) {
     "/v1/plans/:id",
     { schema: { params: IdParams, body: PlanBody, tags: ["plans"] } },
     async (req, reply) => {
-      const { plan, created } = await engine.putPlan(req.principal.workspaceId, req.params.id, req.body);
+      const { workspaceId, keyId } = req.principal;
+      const { plan, created } = await engine.putPlan(workspaceId, req.params.id, req.body, keyId);
       reply.code(created ? 201 : 200);
       return presentPlan(plan);
     },

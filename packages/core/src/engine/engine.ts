@@ -43,6 +43,7 @@ import {
 } from "./entitlements.js";
 import type { CustomerInput, EventInput, MeterInput, MeterQueryInput, PlanInput } from "./inputs.js";
 import { type CheckEvent, type CheckResult, type CustomerContext, Limiter } from "./limiter.js";
+import type { LimiterFactory, LimiterPort } from "./limiter-port.js";
 import type { KeyMinter } from "./ports.js";
 import { type PriceCatalogue, Pricing } from "./pricing.js";
 
@@ -54,6 +55,8 @@ export interface EngineDeps {
   isValidTimeZone: (zone: string) => boolean;
   /** The model price catalogue (the server loads it from a maintained package). @default none */
   prices?: PriceCatalogue;
+  /** Builds the limiter (hot limit state). @default the in-memory Limiter of this process */
+  limiter?: LimiterFactory;
 }
 
 export interface Plan {
@@ -91,7 +94,7 @@ export class Engine {
   private readonly keys: KeyMinter;
   private readonly isValidTimeZone: (zone: string) => boolean;
   readonly book: LimitBook;
-  readonly limiter: Limiter;
+  readonly limiter: LimiterPort;
   /** Alerts (threshold, balance.low, usage.summary) and webhook endpoints; see alerts/center.ts. */
   readonly alerts: AlertCenter;
   readonly pricing: Pricing;
@@ -125,7 +128,10 @@ export class Engine {
       counterUsage: (ws, customer, limit, meter, groupKey) =>
         this.limiter.counterUsage(ws, customer, limit, meter, groupKey),
     });
-    this.limiter = new Limiter(deps.store, this.book, deps.clock, () => deps.keys.id("rsv"), this.alerts);
+    const newId = () => deps.keys.id("rsv");
+    this.limiter = deps.limiter
+      ? deps.limiter({ store: deps.store, book: this.book, clock: deps.clock, newId, observer: this.alerts })
+      : new Limiter(deps.store, this.book, deps.clock, newId, this.alerts);
     this.balances.onChange = (ws, customer, view) => this.alerts.onBalance(ws, customer, view);
   }
 
@@ -838,7 +844,7 @@ export class Engine {
         throw invalid("the committed event must be for the reserved customer", { field: "event.customer" });
       }
       const recorded = await this.recordEvents(workspaceId, [eventInput]);
-      this.limiter.reconcileRates(r, eventInput.values ?? {});
+      await this.limiter.reconcileRates(r, eventInput.values ?? {});
       // The usage is debited by the debit rules with the event; the hold has done its job.
       if (r.balanceHold) await this.balances.endHold(workspaceId, r.customer, r.id, this.clock.now());
       return { reservation: reservationId, state: "committed", event_id: eventInput.id, ...recorded };
@@ -880,7 +886,7 @@ export class Engine {
       }
     }
     for (const limit of set.rates) {
-      const d = this.limiter.rateState(workspaceId, limit, customerId);
+      const d = await this.limiter.rateState(workspaceId, limit, customerId);
       if (!d) continue; // per-key limits have no single state for a customer
       const used = d.limit - d.remaining;
       const pct = percentUsed(used, d.limit);
@@ -898,7 +904,7 @@ export class Engine {
       });
     }
     for (const limit of set.concurrency) {
-      const used = this.limiter.concurrencyInUse(workspaceId, limit, customerId);
+      const used = await this.limiter.concurrencyInUse(workspaceId, limit, customerId);
       const pct = percentUsed(used, limit.max);
       out.push({
         id: limit.id,
@@ -1028,7 +1034,7 @@ export class Engine {
     if (updates.length > 0) {
       await this.store.updateEventValues(workspaceId, updates);
       await this.store.rebuildRollups();
-      this.limiter.forgetFamilies(workspaceId);
+      await this.limiter.forgetFamilies(workspaceId);
     }
     // Balances: more cost → the rule charges the difference; less → the difference comes back as a credit.
     const adjustments: { customer: string; rule: string; units: string; credits: number }[] = [];

@@ -75,6 +75,17 @@ describe("chunkRange", () => {
   });
 });
 
+type RowValue = {
+  bucket: number;
+  customer: string;
+  model: string | undefined;
+  feature: string;
+  events: bigint;
+  tokensIn: bigint;
+  tokensOut: bigint;
+  cost: bigint;
+};
+
 const MODELS = ["gpt-4o", "claude", "gemini"];
 const rowArb = fc.record({
   bucket: hourArb,
@@ -87,7 +98,7 @@ const rowArb = fc.record({
   cost: fc.bigInt({ min: 0n, max: 2n ** 62n }),
 });
 
-function toTotals(r: fc.RecordValue<typeof rowArb>): RollupTotals {
+function toTotals(r: RowValue): RollupTotals {
   const dims: Record<string, string> = { feature: r.feature };
   if (r.model) dims.model = r.model;
   return {
@@ -164,7 +175,9 @@ describe("UsageMerger", () => {
 describe("periodStarts", () => {
   it("lists weeks from Monday and months from the 1st", () => {
     expect(
-      periodStarts("week", Date.UTC(2026, 10, 25), Date.UTC(2026, 11, 1)).map((t) => new Date(t).toISOString()),
+      periodStarts("week", Date.UTC(2026, 10, 25), Date.UTC(2026, 11, 1)).map((t) =>
+        new Date(t).toISOString(),
+      ),
     ).toEqual(["2026-11-23T00:00:00.000Z", "2026-11-30T00:00:00.000Z"]);
     expect(periodStarts("month", Date.UTC(2024, 0, 31), Date.UTC(2024, 2, 2))).toEqual([
       Date.UTC(2024, 0, 1),

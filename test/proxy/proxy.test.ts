@@ -55,6 +55,13 @@ async function limitState(customer: string, id: string) {
 describe("proxy: records exactly the usage the upstream reported", () => {
   it("OpenAI chat completion, plain", async () => {
     const c = await customer();
+    // A quota with plenty of room: the request goes upstream as it was (no max tokens added).
+    await env.api("PUT", "/v1/limits/roomy", {
+      customer: c.customer,
+      meter: "tokens",
+      amount: 10_000_000,
+      period: "month",
+    });
     env.upstream.scenario = { inputTokens: 41, outputTokens: 17, cachedTokens: 9, reasoningTokens: 5 };
     const res = await openai(c.key).chat.completions.create({
       model: "gpt-4o-mini",
@@ -73,6 +80,10 @@ describe("proxy: records exactly the usage the upstream reported", () => {
     const sent = env.upstream.requests[0]!;
     expect(sent.headers.authorization).toBe("Bearer sk-upstream-openai");
     expect(sent.body.messages[0].content).toBe("Say tok seventeen times");
+    expect(sent.body).toEqual({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "Say tok seventeen times" }],
+    });
   });
 
   it("OpenAI chat completion, streaming: usage from the final chunk, which the client did not ask for is hidden", async () => {

@@ -88,10 +88,8 @@ async function proxyCall(
 
   const meter = new CallMeter(engine, workspaceId, admission, dimensions, estimateIn);
   // The provider is told the most it may produce when a limit bounds it (a cut stream is the fallback).
-  const cap =
-    Number.isFinite(admission.room) && (requested === undefined || admission.room < requested)
-      ? admission.room
-      : undefined;
+  // Only ever lowered: a cap above what the model supports (a big quota's room) is an error upstream.
+  const cap = admission.room < wantOut ? admission.room : undefined;
   const upstreamBody = endpoint.prepare(body, cap);
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), options.upstreamTimeoutMs ?? 600_000);

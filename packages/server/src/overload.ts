@@ -16,8 +16,10 @@ export interface OverloadOptions {
   maxInFlight?: number;
   /**
    * Event-loop delay (ms, the worst in the last sampling interval) past which requests are shed:
-   * the process is already behind.
-   * @default 1000
+   * the process is already behind. 0 turns it off (the default: one long synchronous request, such
+   * as a large meter query, would otherwise shed the requests right after it).
+   * @default 0
+   * @example 1000
    */
   maxEventLoopDelayMs?: number;
   /** @default 1 */
@@ -26,7 +28,7 @@ export interface OverloadOptions {
 
 export const DEFAULT_OVERLOAD: Required<OverloadOptions> = {
   maxInFlight: 4096,
-  maxEventLoopDelayMs: 1000,
+  maxEventLoopDelayMs: 0,
   retryAfterSeconds: 1,
 };
 
@@ -41,7 +43,7 @@ export function installOverloadProtection(
   const histogram = monitorEventLoopDelay({ resolution: 20 });
   histogram.enable();
   const timer = setInterval(() => {
-    lagging = histogram.max / 1e6 > o.maxEventLoopDelayMs;
+    lagging = o.maxEventLoopDelayMs > 0 && histogram.max / 1e6 > o.maxEventLoopDelayMs;
     histogram.reset();
   }, 500);
   timer.unref();

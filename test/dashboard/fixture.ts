@@ -111,10 +111,21 @@ function receiver(status: number): Promise<Server> {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
 }
 
-async function must(res: Promise<ApiResponse>, what: string): Promise<ApiResponse> {
-  const r = await res;
-  if (r.status >= 300) throw new Error(`${what}: ${r.status} ${r.text}`);
-  return r;
+/**
+ * Sends a setup call and requires success. A 503 (the server sheds load while this busy test process
+ * lags) is retried after its Retry-After, as a client should; anything else fails the setup.
+ */
+async function must(send: () => Promise<ApiResponse>, what: string): Promise<ApiResponse> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await send();
+    if (r.status === 503 && attempt < 30) {
+      const after = Number(r.headers.get("retry-after") ?? "1");
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5, Math.max(1, after)) * 1000));
+      continue;
+    }
+    if (r.status >= 300) throw new Error(`${what}: ${r.status} ${r.text}`);
+    return r;
+  }
 }
 
 export async function startFixture(): Promise<Fixture> {
@@ -136,11 +147,12 @@ export async function startFixture(): Promise<Fixture> {
   const events = fixtureEvents();
 
   await must(
-    api("PUT", "/v1/meters/tokens", {
-      event_type: "llm.completion",
-      aggregation: "sum",
-      value: ["tokens_in", "tokens_out"],
-    }),
+    () =>
+      api("PUT", "/v1/meters/tokens", {
+        event_type: "llm.completion",
+        aggregation: "sum",
+        value: ["tokens_in", "tokens_out"],
+      }),
     "meter",
   );
   for (const [id, name] of [
@@ -148,7 +160,7 @@ export async function startFixture(): Promise<Fixture> {
     ["pro", "Pro"],
     ["enterprise", "Enterprise"],
   ])
-    await must(api("PUT", `/v1/plans/${id}`, { name }), `plan ${id}`);
+    await must(() => api("PUT", `/v1/plans/${id}`, { name }), `plan ${id}`);
   // Current-month usage per customer, from the events themselves: limits are sized from it.
   const monthStart = Date.UTC(new Date(NOW).getUTCFullYear(), new Date(NOW).getUTCMonth(), 1);
   const used = new Map<string, number>();
@@ -157,65 +169,71 @@ export async function startFixture(): Promise<Fixture> {
       used.set(e.customer, (used.get(e.customer) ?? 0) + e.tokensIn + e.tokensOut);
   for (const c of CUSTOMERS) {
     await must(
-      api("PUT", `/v1/customers/${c.id}`, {
-        ...(c.name ? { name: c.name } : {}),
-        ...(c.plan ? { plan: c.plan } : {}),
-      }),
+      () =>
+        api("PUT", `/v1/customers/${c.id}`, {
+          ...(c.name ? { name: c.name } : {}),
+          ...(c.plan ? { plan: c.plan } : {}),
+        }),
       `customer ${c.id}`,
     );
     if (c.target !== null) {
       await must(
-        api("PUT", "/v1/limits/monthly-tokens", {
-          customer: c.id,
-          meter: "tokens",
-          amount: Math.floor((used.get(c.id) ?? 0) / c.target),
-          period: "month",
-          enforcement: "soft",
-          thresholds: [80, 95],
-        }),
+        () =>
+          api("PUT", "/v1/limits/monthly-tokens", {
+            customer: c.id,
+            meter: "tokens",
+            amount: Math.floor((used.get(c.id) ?? 0) / c.target),
+            period: "month",
+            enforcement: "soft",
+            thresholds: [80, 95],
+          }),
         `limit ${c.id}`,
       );
     }
   }
   await must(
-    api("PUT", "/v1/limits/daily-tokens", {
-      plan: "pro",
-      meter: "tokens",
-      amount: 5_000_000,
-      period: "day",
-      enforcement: "hard",
-    }),
+    () =>
+      api("PUT", "/v1/limits/daily-tokens", {
+        plan: "pro",
+        meter: "tokens",
+        amount: 5_000_000,
+        period: "day",
+        enforcement: "hard",
+      }),
     "plan limit",
   );
   await must(
-    api("PUT", "/v1/balance-rules/per-1k-tokens", { meter: "tokens", credits_per_unit: 1, unit: 1000 }),
+    () => api("PUT", "/v1/balance-rules/per-1k-tokens", { meter: "tokens", credits_per_unit: 1, unit: 1000 }),
     "rule",
   );
   for (const [i, c] of CUSTOMERS.entries()) {
     await must(
-      api("POST", `/v1/customers/${c.id}/balance/credits`, {
-        amount: 20_000 * (i + 1),
-        idempotency_key: `start-${c.id}`,
-        description: "Starter credits",
-      }),
+      () =>
+        api("POST", `/v1/customers/${c.id}/balance/credits`, {
+          amount: 20_000 * (i + 1),
+          idempotency_key: `start-${c.id}`,
+          description: "Starter credits",
+        }),
       `credits ${c.id}`,
     );
   }
   const port = (s: Server) => (s.address() as AddressInfo).port;
   await must(
-    api("POST", "/v1/webhooks", {
-      url: `http://127.0.0.1:${port(ok)}/hooks`,
-      events: ["limit.warning", "limit.critical", "limit.exceeded"],
-      description: "Ops channel",
-    }),
+    () =>
+      api("POST", "/v1/webhooks", {
+        url: `http://127.0.0.1:${port(ok)}/hooks`,
+        events: ["limit.warning", "limit.critical", "limit.exceeded"],
+        description: "Ops channel",
+      }),
     "webhook ok",
   );
   await must(
-    api("POST", "/v1/webhooks", {
-      url: `http://127.0.0.1:${port(broken)}/hooks`,
-      events: ["limit.exceeded"],
-      description: "Billing (failing)",
-    }),
+    () =>
+      api("POST", "/v1/webhooks", {
+        url: `http://127.0.0.1:${port(broken)}/hooks`,
+        events: ["limit.exceeded"],
+        description: "Billing (failing)",
+      }),
     "webhook broken",
   );
 
@@ -228,7 +246,7 @@ export async function startFixture(): Promise<Fixture> {
       values: { tokens_in: e.tokensIn, tokens_out: e.tokensOut, steps: 1, cost: usd(e.cost) },
       dimensions: { model: e.model, workflow: e.workflow },
     }));
-    await must(api("POST", "/v1/events", { events: batch }), `events ${i}`);
+    await must(() => api("POST", "/v1/events", { events: batch }), `events ${i}`);
   }
   // Alerts are raised in the background; two rounds deliver those raised during the first.
   for (let round = 0; round < 2; round++) {
@@ -237,8 +255,9 @@ export async function startFixture(): Promise<Fixture> {
     await server.engine.alerts.settle();
   }
 
-  const serviceKey = (await must(api("POST", "/v1/api-keys", { name: "dashboard", role: "service" }), "key"))
-    .body.key as string;
+  const serviceKey = (
+    await must(() => api("POST", "/v1/api-keys", { name: "dashboard", role: "service" }), "key")
+  ).body.key as string;
 
   return {
     server,

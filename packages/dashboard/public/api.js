@@ -5,6 +5,10 @@
  */
 
 const KEY_ITEM = "tollgate.apiKey";
+/** Tries of one call when the server answers 503 or 429. */
+const RETRIES_MAX = 3;
+/** Longest wait between them (seconds), whatever Retry-After says. */
+const RETRY_WAIT_MAX_S = 5;
 
 export class ApiError extends Error {
   /**
@@ -47,28 +51,37 @@ export class Api {
    * @returns {Promise<Response>}
    */
   async request(method, path) {
-    let res;
-    try {
-      res = await fetch(this.base + path, {
-        method,
-        headers: { authorization: `Bearer ${this.key}`, accept: "application/json, text/csv" },
-      });
-    } catch (err) {
-      throw new ApiError(0, "NETWORK", `cannot reach the server (${String(err)})`);
-    }
-    if (!res.ok) {
-      let code = "HTTP_" + res.status;
-      let message = res.statusText || "request failed";
+    // A server shedding load (503) or a key over its API rate (429) says when to come back: wait
+    // that long (at most RETRY_WAIT_MAX_S) and try again, a few times, before showing an error.
+    for (let attempt = 1; ; attempt++) {
+      let res;
       try {
-        const body = await res.json();
-        code = body?.error?.code ?? code;
-        message = body?.error?.message ?? message;
-      } catch {
-        // not the API's JSON error shape: keep the status line
+        res = await fetch(this.base + path, {
+          method,
+          headers: { authorization: `Bearer ${this.key}`, accept: "application/json, text/csv" },
+        });
+      } catch (err) {
+        throw new ApiError(0, "NETWORK", `cannot reach the server (${String(err)})`);
       }
-      throw new ApiError(res.status, code, message);
+      if ((res.status === 503 || res.status === 429) && attempt < RETRIES_MAX) {
+        const after = Math.min(RETRY_WAIT_MAX_S, Math.max(1, Number(res.headers.get("retry-after")) || 1));
+        await new Promise((resolve) => setTimeout(resolve, after * 1000));
+        continue;
+      }
+      if (!res.ok) {
+        let code = "HTTP_" + res.status;
+        let message = res.statusText || "request failed";
+        try {
+          const body = await res.json();
+          code = body?.error?.code ?? code;
+          message = body?.error?.message ?? message;
+        } catch {
+          // not the API's JSON error shape: keep the status line
+        }
+        throw new ApiError(res.status, code, message);
+      }
+      return res;
     }
-    return res;
   }
 
   /**

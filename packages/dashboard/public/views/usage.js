@@ -87,7 +87,8 @@ export async function renderUsage(ctx) {
         `/v1/usage${query({ from: isoDay(Date.parse(daily.to) - 366 * DAY_MS), to: daily.to, group_by: "model,workflow" })}`,
       ),
     ),
-    settle(api.all("/v1/customers?limit=500", 2000)),
+    // Suggestions only (a workspace may have many customers): the first page; any id can be typed.
+    settle(api.get("/v1/customers?limit=500")),
   ]);
   if (!ctx.isCurrent()) return;
 
@@ -98,7 +99,7 @@ export async function renderUsage(ctx) {
       if (r.model !== null) modelChoices.add(r.model);
       if (r.workflow !== null) workflowChoices.add(r.workflow);
     }
-  const customerChoices = customerList.ok ? customerList.value.map((/** @type {any} */ c) => c.id) : [];
+  const customerChoices = customerList.ok ? customerList.value.data.map((/** @type {any} */ c) => c.id) : [];
 
   const chartsBox = h("div", { class: "charts" });
   const drawCharts = (/** @type {Metric} */ m) =>
@@ -219,6 +220,28 @@ function filterForm(ctx, filters, fromDay, toDay, metric, choices) {
       ),
     );
   };
+  const suggest = (
+    /** @type {string} */ name,
+    /** @type {string} */ label,
+    /** @type {string[]} */ values,
+    /** @type {string} */ current,
+  ) =>
+    h(
+      "div",
+      { class: "field" },
+      h("label", { for: `filter-${name}` }, label),
+      h("input", {
+        id: `filter-${name}`,
+        name,
+        type: "text",
+        value: current,
+        placeholder: "All",
+        list: `filter-${name}-list`,
+        autocomplete: "off",
+        spellcheck: "false",
+      }),
+      h("datalist", { id: `filter-${name}-list` }, ...values.map((v) => h("option", { value: v }))),
+    );
   const date = (/** @type {string} */ name, /** @type {string} */ label, /** @type {string} */ value) =>
     h(
       "div",
@@ -236,7 +259,7 @@ function filterForm(ctx, filters, fromDay, toDay, metric, choices) {
         const data = new FormData(/** @type {HTMLFormElement} */ (e.currentTarget));
         const p = new URLSearchParams();
         for (const k of ["customer", "model", "workflow", "from", "to"]) {
-          const v = String(data.get(k) ?? "");
+          const v = String(data.get(k) ?? "").trim();
           if (v) p.set(k, v);
         }
         if ((p.get("from") && !p.get("to")) || (!p.get("from") && p.get("to"))) {
@@ -252,7 +275,7 @@ function filterForm(ctx, filters, fromDay, toDay, metric, choices) {
     h(
       "div",
       { class: "field-row" },
-      select("customer", "Customer", choices.customers, filters.customer),
+      suggest("customer", "Customer", choices.customers, filters.customer),
       select("model", "Model", choices.models, filters.model),
       select("workflow", "Workflow", choices.workflows, filters.workflow),
       date("from", "From (UTC)", fromDay),
@@ -466,17 +489,35 @@ function byCost(rows) {
   });
 }
 
+/** Rows a breakdown table shows; the export has them all. */
+const TABLE_ROWS_MAX = 50;
+
+/**
+ * @param {any[]} rows
+ * @param {string} what
+ */
+function topNote(rows, what) {
+  return rows.length > TABLE_ROWS_MAX
+    ? h(
+        "p",
+        { class: "note" },
+        `The ${TABLE_ROWS_MAX} ${what} with the highest cost, of ${formatCount(rows.length)}; export grouped by ${what.replace(/s$/, "")} for all.`,
+      )
+    : null;
+}
+
 /** @param {any[]} rows */
 function workflowsCard(rows) {
   return h(
     "section",
     { class: "card", "aria-labelledby": "workflows-h" },
     h("h2", { id: "workflows-h" }, "By workflow"),
+    topNote(rows, "workflows"),
     table({
       caption: "Usage by workflow",
       testid: "workflows-table",
       empty: "No usage in this range.",
-      rows: byCost(rows),
+      rows: byCost(rows).slice(0, TABLE_ROWS_MAX),
       columns: [
         { label: "Workflow", cell: (r) => r.workflow ?? "(none)" },
         { label: "Steps", num: true, cell: (r) => formatCount(r.steps) },
@@ -493,11 +534,12 @@ function customersCard(rows) {
     "section",
     { class: "card", "aria-labelledby": "customers-h" },
     h("h2", { id: "customers-h" }, "By customer"),
+    topNote(rows, "customers"),
     table({
       caption: "Usage by customer",
       testid: "customers-table",
       empty: "No usage in this range.",
-      rows: byCost(rows),
+      rows: byCost(rows).slice(0, TABLE_ROWS_MAX),
       columns: [
         {
           label: "Customer",

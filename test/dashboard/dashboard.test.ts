@@ -255,6 +255,24 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
     await shot("05-usage-export");
   });
 
+  it("opens a workflow's runs from the per-workflow table", async () => {
+    await page.goto(`${f.url}/#/usage`);
+    await waitForUsage();
+    await page.getByTestId("workflows-table").getByRole("link", { name: "chat", exact: true }).click();
+    const runs = page.getByTestId("workflow-runs");
+    await runs.waitFor();
+    const fromApi = (await api("/v1/workflows/chat/runs?limit=50")).body;
+    expect(fromApi.data).toHaveLength(50);
+    expect(await runs.locator("tbody tr").count()).toBe(50);
+    expect(await runs.locator("tbody th").first().textContent()).toBe(fromApi.data[0].run);
+    // A run is ten consecutive rows of conv.csv: its steps are the trace's own.
+    const first = f.events.filter((e) => e.run === fromApi.data[0].run);
+    expect(fromApi.data[0].total_steps).toBe(first.length);
+    expect(await page.getByRole("link", { name: "Next page" }).count()).toBe(fromApi.next_cursor ? 1 : 0);
+    expect(await page.locator('#nav a[aria-current="page"]').textContent()).toBe("Usage");
+    await shot("06-workflow-runs");
+  });
+
   it("lists customers with plan, limit states with percent and reset time, and balance", async () => {
     await page.getByRole("link", { name: "Customers", exact: true }).click();
     const list = page.getByTestId("customers-list");
@@ -282,7 +300,7 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
     const bob = list.locator("tr", { has: page.getByRole("link", { name: "bob", exact: true }) });
     expect(await bob.locator('[data-limit="daily-tokens"]').count()).toBe(1);
     expect(await bob.locator("td").first().textContent()).toBe("pro");
-    await shot("06-customers");
+    await shot("07-customers");
   });
 
   it("shows a customer's limits, recent usage and alerts, balance and transactions", async () => {
@@ -298,7 +316,7 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
     expect(await recent.count()).toBeGreaterThan(0);
     expect(await page.getByTestId("customer-alerts").locator("tbody tr").count()).toBeGreaterThan(0);
     expect(await page.getByTestId("customer-limits").locator('[data-state="exceeded"]').count()).toBe(1);
-    await shot("07-customer");
+    await shot("08-customer");
   });
 
   it("lists alerts and webhook deliveries with their state, and redelivers one", async () => {
@@ -328,7 +346,7 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
     const badTable = page.getByTestId(`deliveries-${bad.id}`);
     expect(await badTable.locator('[data-state="pending"]').count()).toBe(badDeliveries.length);
     expect(await badTable.textContent()).toContain("HTTP 500");
-    await shot("08-alerts");
+    await shot("09-alerts");
 
     const target = goodDeliveries[0].id as string;
     await goodTable.locator(`[data-redeliver="${target}"]`).click();
@@ -413,9 +431,9 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium over the Azure tra
   it("fits a phone screen", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     for (const [hash, name] of [
-      ["#/usage", "09-phone-usage"],
-      ["#/customers", "10-phone-customers"],
-      ["#/alerts", "11-phone-alerts"],
+      ["#/usage", "10-phone-usage"],
+      ["#/customers", "11-phone-customers"],
+      ["#/alerts", "12-phone-alerts"],
     ] as const) {
       await page.goto(`${f.url}/${hash}`);
       await expect.poll(() => page.locator("main").getAttribute("aria-busy")).toBe("false");

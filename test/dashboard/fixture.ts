@@ -46,6 +46,8 @@ export interface FixtureEvent {
   cost: bigint;
   model: keyof typeof MODELS;
   workflow: string;
+  /** Ten consecutive rows of a file form one run. */
+  run: string;
 }
 
 export function fixtureEvents(): FixtureEvent[] {
@@ -78,6 +80,7 @@ export function fixtureEvents(): FixtureEvent[] {
         cost: BigInt(row.contextTokens) * pin + BigInt(row.generatedTokens) * pout,
         model,
         workflow,
+        run: `${file}_${Math.floor(i / 10)}`,
       });
     });
   });
@@ -244,7 +247,7 @@ export async function startFixture(): Promise<Fixture> {
       customer: e.customer,
       timestamp: new Date(e.timestamp).toISOString(),
       values: { tokens_in: e.tokensIn, tokens_out: e.tokensOut, steps: 1, cost: usd(e.cost) },
-      dimensions: { model: e.model, workflow: e.workflow },
+      dimensions: { model: e.model, workflow: e.workflow, run: e.run },
     }));
     await must(() => api("POST", "/v1/events", { events: batch }), `events ${i}`);
   }

@@ -9,6 +9,7 @@ import { h, replace } from "./dom.js";
 import { renderAlerts } from "./views/alerts.js";
 import { renderCustomer, renderCustomers } from "./views/customers.js";
 import { renderUsage } from "./views/usage.js";
+import { renderWorkflow } from "./views/workflow.js";
 
 /**
  * @typedef {{ api: Api, main: HTMLElement, params: URLSearchParams, go: (hash: string) => void,
@@ -16,7 +17,7 @@ import { renderUsage } from "./views/usage.js";
  */
 
 const NAV = [
-  { href: "#/usage", label: "Usage", match: /^\/(usage)?$/ },
+  { href: "#/usage", label: "Usage", match: /^\/($|usage$|workflows\/)/ },
   { href: "#/customers", label: "Customers", match: /^\/customers/ },
   { href: "#/alerts", label: "Alerts & webhooks", match: /^\/alerts/ },
 ];
@@ -157,7 +158,9 @@ async function route(moveFocus = true) {
   main.setAttribute("aria-busy", "true");
   try {
     const customer = /^\/customers\/(.+)$/.exec(path);
+    const workflow = /^\/workflows\/(.+)$/.exec(path);
     if (customer) await renderCustomer(ctx, decodeURIComponent(customer[1] ?? ""));
+    else if (workflow) await renderWorkflow(ctx, decodeURIComponent(workflow[1] ?? ""));
     else if (path.startsWith("/customers")) await renderCustomers(ctx);
     else if (path.startsWith("/alerts")) await renderAlerts(ctx);
     else await renderUsage(ctx);

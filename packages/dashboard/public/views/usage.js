@@ -519,7 +519,13 @@ function workflowsCard(rows) {
       empty: "No usage in this range.",
       rows: byCost(rows).slice(0, TABLE_ROWS_MAX),
       columns: [
-        { label: "Workflow", cell: (r) => r.workflow ?? "(none)" },
+        {
+          label: "Workflow",
+          cell: (r) =>
+            r.workflow === null
+              ? "(none)"
+              : h("a", { href: `#/workflows/${encodeURIComponent(r.workflow)}` }, r.workflow),
+        },
         { label: "Steps", num: true, cell: (r) => formatCount(r.steps) },
         { label: "Tokens", num: true, cell: (r) => formatCount(r.tokens_total) },
         { label: "Cost", num: true, cell: (r) => formatMoney(parseUsd(r.cost)) },

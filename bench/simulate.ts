@@ -21,7 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { canonicalFlat, type EventToStore, Simulation } from "@tollgate/core";
+import { canonicalFlat, Simulation } from "@tollgate/core";
 import { keyMinter, priceCatalogue } from "@tollgate/server";
 import { MemoryStore } from "@tollgate/store-memory";
 import { SqliteStore } from "@tollgate/store-sqlite";
@@ -73,11 +73,15 @@ if (args["generate-only"]) {
   } else {
     if (stored !== 0) throw new Error(`${path} holds ${stored} events, not ${total}: use another --data`);
     const started = performance.now();
-    const BATCH = 5_000;
-    const pending = new Set<Promise<unknown>>();
-    for (let i = 0; i < total; i += BATCH) {
-      const batch: EventToStore[] = [];
-      for (let j = i; j < Math.min(i + BATCH, total); j++) {
+    // Straight into the events table (the rows appendEvents writes, without rollups, which a
+    // replay does not read), in transactions of 50,000: ten times faster than the bulk path.
+    const wsSeq = store.db.prepare("SELECT seq FROM workspaces WHERE id = ?").pluck().get(WS) as number;
+    const insert = store.db.prepare(
+      "INSERT INTO events (ws, id, type, customer, ts, vals, dims, fp, price_row) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    const fp = Buffer.alloc(16);
+    const chunk = store.db.transaction((from: number, to: number) => {
+      for (let j = from; j < to; j++) {
         const row = trace[j % trace.length]!;
         const model = MODELS[j % MODELS.length]!;
         const [pin, pout] = PRICE[model]!;
@@ -87,34 +91,23 @@ if (args["generate-only"]) {
           tokens: row.contextTokens + row.generatedTokens,
           cost: row.contextTokens * pin + row.generatedTokens * pout,
         };
-        const dimensions = { model };
-        const valuesJson = canonicalFlat(values);
-        const dimensionsJson = canonicalFlat(dimensions);
-        const event = {
-          id: `evt_${j}`,
-          type: "llm.completion",
-          customer: `cust_${j % 200}`,
-          timestamp: FROM + Math.floor((j / total) * 30 * DAY),
-          values,
-          dimensions,
-          priceRow: `bench:${model}`,
-        };
-        batch.push({
-          event,
-          fingerprint: `${event.id}\u0000${valuesJson}`,
-          valuesJson,
-          dimensionsJson,
-          priceRow: event.priceRow,
-        });
+        insert.run(
+          wsSeq,
+          `evt_${j}`,
+          "llm.completion",
+          `cust_${j % 200}`,
+          FROM + Math.floor((j / total) * 30 * DAY),
+          canonicalFlat(values),
+          canonicalFlat({ model }),
+          fp,
+          `bench:${model}`,
+        );
       }
-      const p = store.appendEvents(WS, batch).then((r) => {
-        if (!r.ok) throw new Error("conflict");
-        pending.delete(p);
-      });
-      pending.add(p);
-      if (pending.size >= 8) await Promise.race(pending);
+    });
+    for (let i = 0; i < total; i += 50_000) {
+      chunk(i, Math.min(i + 50_000, total));
+      if (i % 1_000_000 === 0) process.stdout.write(`  generated ${fmt(i)} events\r`);
     }
-    await Promise.all(pending);
     const s = (performance.now() - started) / 1000;
     console.log(`  generated ${fmt(total)} events in ${s.toFixed(0)} s`);
   }

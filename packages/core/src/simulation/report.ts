@@ -85,14 +85,32 @@ interface LimitAcc {
   next: LimitAcc | undefined;
 }
 
+/**
+ * An exact sum of non-negative safe integers without a BigInt per addition: a number part kept
+ * below 2^52 (where every integer is exact), folded into a bigint when it would pass it.
+ */
+class Sum {
+  private small = 0;
+  private big = 0n;
+  add(n: number): void {
+    if (n > 2 ** 52 || this.small > 2 ** 52 - n) {
+      this.big += BigInt(this.small) + BigInt(n);
+      this.small = 0;
+    } else this.small += n;
+  }
+  value(): bigint {
+    return this.big + BigInt(this.small);
+  }
+}
+
 interface CustomerAcc {
   events: number;
   allowed: number;
   denied: number;
   overage: number;
-  costActual: bigint;
-  costProposed: bigint;
-  costProposedAll: bigint;
+  costActual: Sum;
+  costProposed: Sum;
+  costProposedAll: Sum;
   /** rule → units × creditsPerUnit summed, and the rule's unit (credits = floor(sum / unit)). */
   creditsActual: Map<string, { scaled: bigint; unit: bigint }>;
   creditsProposed: Map<string, { scaled: bigint; unit: bigint }>;
@@ -118,9 +136,9 @@ export class SimulationTally {
         allowed: 0,
         denied: 0,
         overage: 0,
-        costActual: 0n,
-        costProposed: 0n,
-        costProposedAll: 0n,
+        costActual: new Sum(),
+        costProposed: new Sum(),
+        costProposedAll: new Sum(),
         creditsActual: new Map(),
         creditsProposed: new Map(),
         limits: new Map(),
@@ -158,7 +176,7 @@ export class SimulationTally {
   check(customer: string, at: number, actualCost: number, result: CheckResult): void {
     const c = this.customer(customer);
     c.events++;
-    c.costActual += BigInt(actualCost);
+    c.costActual.add(actualCost);
     if (result.allowed) c.allowed++;
     else c.denied++;
     let over = false;
@@ -197,13 +215,13 @@ export class SimulationTally {
     usage: { rule: string; units: number; creditsPerUnit: number; unit: number }[] | undefined,
   ): void {
     const c = this.customer(customer);
-    c.costProposed += BigInt(cost ?? 0);
+    c.costProposed.add(cost ?? 0);
     if (usage) addCredits(c.creditsProposed, usage);
   }
 
   /** The proposed price of a replayed event, whether or not it would have been admitted. */
   priced(customer: string, cost: number | undefined): void {
-    this.customer(customer).costProposedAll += BigInt(cost ?? 0);
+    this.customer(customer).costProposedAll.add(cost ?? 0);
   }
 
   /** Credits the live rules charge for a replayed event. */
@@ -258,9 +276,9 @@ export class SimulationTally {
         allowed: c.allowed,
         denied: c.denied,
         overage: c.overage,
-        cost_actual: formatPicoUsd(c.costActual),
-        cost_proposed: formatPicoUsd(c.costProposed),
-        cost_proposed_all: formatPicoUsd(c.costProposedAll),
+        cost_actual: formatPicoUsd(c.costActual.value()),
+        cost_proposed: formatPicoUsd(c.costProposed.value()),
+        cost_proposed_all: formatPicoUsd(c.costProposedAll.value()),
         credits_actual: creditsActual,
         credits_proposed: creditsProposed,
         limits: [...c.limits.values()]
@@ -286,8 +304,8 @@ export class SimulationTally {
       totals.denied += c.denied;
       totals.overage += c.overage;
       totals.customers++;
-      totals.costActual += c.costActual;
-      totals.costProposed += c.costProposed;
+      totals.costActual += c.costActual.value();
+      totals.costProposed += c.costProposed.value();
       totals.creditsActual += creditsActual;
       totals.creditsProposed += creditsProposed;
     }

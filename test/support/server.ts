@@ -48,15 +48,21 @@ export async function startTestServer(
   // STORE=postgres runs the same suites on PostgreSQL: one schema per data folder (a restart with the
   // same dataDir finds its data again), dropped with the folder.
   const postgres =
-    process.env.STORE === "postgres"
+    process.env.STORE === "postgres" || process.env.STORE === "postgres+redis"
       ? {
           url: process.env.TOLLGATE_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test",
           schema: `tg_test_${createHash("sha256").update(dataDir).digest("hex").slice(0, 16)}`,
         }
       : undefined;
+  // STORE=postgres+redis also keeps the hot limit state in Redis (keys prefixed by the schema name).
+  const redis =
+    postgres && process.env.STORE === "postgres+redis"
+      ? { url: process.env.TOLLGATE_TEST_REDIS_URL ?? "redis://127.0.0.1:6379", prefix: postgres.schema }
+      : undefined;
   const server = await startServer({
     dataDir,
     ...(postgres ? { postgres } : {}),
+    ...(redis ? { redis } : {}),
     port: 0,
     adminKey,
     clock: options.clock,

@@ -14,6 +14,7 @@ import {
 } from "@tollgate/server";
 import { MemoryStore } from "@tollgate/store-memory";
 import { PostgresStore } from "@tollgate/store-postgres";
+import { RedisLimiter } from "@tollgate/store-redis";
 import { SqliteStore } from "@tollgate/store-sqlite";
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import { type ApplyReport, alertSettings, applyConfig, loadConfig, webhookSettings } from "./config.js";
@@ -48,8 +49,8 @@ export interface ServerOptions {
    * @example { url: "postgres://tollgate@127.0.0.1:5432/tollgate" }
    */
   postgres?: { url: string; schema?: string };
-  /** Keep hot limit state in Redis, shared by every process (needs `postgres`). */
-  redis?: { url: string };
+  /** Keep hot limit state in Redis, shared by every process (needs `postgres`). `prefix` @default "tg" */
+  redis?: { url: string; prefix?: string };
 }
 
 export interface RunningServer {
@@ -85,6 +86,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     keys: keyMinter,
     isValidTimeZone,
     prices: priceCatalogue(),
+    ...(options.redis
+      ? { limiter: RedisLimiter.factory({ url: options.redis.url, prefix: options.redis.prefix }) }
+      : {}),
   });
   const boot = await engine.bootstrap(DEFAULT_WORKSPACE, options.adminKey);
   await engine.start();
@@ -157,7 +161,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         .then(() => retention)
         .then(() => engine.alerts.settle())
         .then(() => webhooks.close())
-        .then(() => store.close());
+        .then(() => store.close())
+        .then(() => (engine.limiter instanceof RedisLimiter ? engine.limiter.close() : undefined));
       return closing;
     },
   };

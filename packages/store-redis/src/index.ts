@@ -1,1 +1,2 @@
-export {};
+export { RedisLimiter, type RedisLimiterOptions } from "./limiter.js";
+export * as scripts from "./scripts.js";

@@ -1,0 +1,779 @@
+import { createHash } from "node:crypto";
+import {
+  type BalanceGate,
+  type CheckEvent,
+  type CheckResult,
+  type Clock,
+  type ConcurrencyLimit,
+  type CustomerContext,
+  canonicalJson,
+  decideQuota,
+  type ErrorCode,
+  evaluate as evaluateRate,
+  type LimitBook,
+  type LimiterContext,
+  type LimiterPort,
+  type LimitOutcome,
+  type MeterDef,
+  meterMatches,
+  meterValue,
+  notFound,
+  periodWindow,
+  type QuotaLimit,
+  RETRY_NEVER,
+  type RateLimit,
+  type RateLimitConfig,
+  type RateLimitDecision,
+  type ReservationRecord,
+  type Store,
+  TollgateError,
+  type UsageEvent,
+} from "@tollgate/core";
+import { Redis } from "ioredis";
+import { CAS_LUA, CHECK_LUA, FINISH_LUA, INCR_LUA, LOAD_LUA, REBUILD_LUA } from "./scripts.js";
+
+export interface RedisLimiterOptions {
+  /** @example "redis://127.0.0.1:6379" */
+  url: string;
+  /**
+   * Prefix of every key, so several deployments can share one Redis.
+   * @default "tg"
+   */
+  prefix?: string;
+}
+
+type CheckReply = [string, string?];
+
+interface RedisWithScripts extends Redis {
+  tgCheck(numKeys: number, ...args: (string | number)[]): Promise<CheckReply>;
+  tgFinish(k1: string, k2: string, id: string): Promise<number>;
+  tgLoad(k1: string, k2: string, asOf: number, ttl: number, fields: string): Promise<number>;
+  tgIncr(k1: string, k2: string, seq: number, group: string, amount: number, ttl: number): Promise<number>;
+  tgRebuild(marker: string, body: string): Promise<number>;
+  tgCas(key: string, expected: string, next: string, ttl: number): Promise<number | string>;
+}
+
+const CHECK_ATTEMPTS_MAX = 50;
+const PENDING_TTL_MS = 10 * 60_000;
+/** Counters of a calendar window live until a day past its end (then a check starts a new window). */
+const COUNTER_GRACE_MS = 86_400_000;
+const ALL_TIME_TTL_MS = 30 * 86_400_000;
+
+interface QuotaItem {
+  limit: QuotaLimit;
+  meter: MeterDef;
+  family: FamilyRef;
+  group: Record<string, string | null>;
+  groupKey: string;
+  cost: number;
+}
+interface FamilyRef {
+  tag: string;
+  counter: string;
+  pending: string;
+  holds: string;
+  start: number;
+  end: number | null;
+  /** Scan bounds for a load. */
+  from: number | undefined;
+  to: number | undefined;
+}
+
+/**
+ * The limiter for several processes: quota counters, holds, concurrency leases and rate-limit states
+ * live in Redis; a check is one EVALSHA that checks every value the decision was made from and applies
+ * the writes only if all are current (compare-and-set). The decisions are core's (decideQuota,
+ * ratelimit/evaluate), made in this process from the values it last saw, so no algorithm is written
+ * twice; a stale value costs one more round trip (the script returns the current ones).
+ *
+ * Durability: quota usage comes from the durable store (PostgreSQL): a counter missing from Redis is
+ * loaded from a snapshot scan (scanUsage) whose commit sequence tells which later increments to apply,
+ * exactly once. Holds and slots of active reservations are rebuilt from the stored reservations when a
+ * subject's marker key is missing (Redis flushed or replaced), before any check of it is answered.
+ * Rate-limit windows are hot state only and start empty after a flush.
+ *
+ * Keys carry a hash tag per subject ({workspace|customer}, or {workspace|*} for workspace-wide limits),
+ * so a customer's keys share a Redis Cluster slot.
+ *
+ * Not yet: rolling-period quotas and balance gates across processes (see docs/scale-out.md).
+ */
+export class RedisLimiter implements LimiterPort {
+  readonly redis: RedisWithScripts;
+  private readonly store: Store;
+  private readonly book: LimitBook;
+  private readonly clock: Clock;
+  private readonly newId: () => string;
+  private readonly prefix: string;
+  /** Last value seen per key (and field): the expected values of the next check. */
+  private readonly seen = new Map<string, string>();
+  private readonly committing = new Map<string, Promise<unknown>>();
+
+  constructor(context: LimiterContext, options: RedisLimiterOptions) {
+    this.store = context.store;
+    this.book = context.book;
+    this.clock = context.clock;
+    this.newId = context.newId;
+    this.prefix = options.prefix ?? "tg";
+    const redis = new Redis(options.url, {
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: true,
+      lazyConnect: false,
+    });
+    redis.on("error", () => {}); // reconnects by itself; commands fail meanwhile (UNAVAILABLE)
+    redis.defineCommand("tgCheck", { lua: CHECK_LUA });
+    redis.defineCommand("tgFinish", { numberOfKeys: 2, lua: FINISH_LUA });
+    redis.defineCommand("tgLoad", { numberOfKeys: 2, lua: LOAD_LUA });
+    redis.defineCommand("tgIncr", { numberOfKeys: 2, lua: INCR_LUA });
+    redis.defineCommand("tgRebuild", { numberOfKeys: 1, lua: REBUILD_LUA });
+    redis.defineCommand("tgCas", { numberOfKeys: 1, lua: CAS_LUA });
+    this.redis = redis as RedisWithScripts;
+  }
+
+  static factory(options: RedisLimiterOptions): (context: LimiterContext) => RedisLimiter {
+    return (context) => new RedisLimiter(context, options);
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  async restore(): Promise<number> {
+    // Nothing to bring into this process: the state is in Redis (and rebuilt there when missing).
+    return 0;
+  }
+
+  // ---- keys ------------------------------------------------------------------------------------
+
+  private tagOf(workspaceId: string, subject: string): string {
+    return `{${workspaceId}|${subject}}`;
+  }
+  private key(tag: string, kind: string, id: string): string {
+    return `${this.prefix}:${tag}:${kind}:${id}`;
+  }
+  private marker(tag: string): string {
+    return this.key(tag, "m", "");
+  }
+
+  private family(
+    workspaceId: string,
+    limit: QuotaLimit,
+    meter: MeterDef,
+    customer: CustomerContext,
+    at: number,
+  ): FamilyRef {
+    if (typeof limit.period === "object") {
+      throw new TollgateError("UNAVAILABLE", "rolling-period quotas are not supported with Redis yet", {
+        limit: limit.id,
+      });
+    }
+    const subject = limit.scope.kind === "workspace" ? "*" : customer.id;
+    const zone = limit.scope.kind === "workspace" ? "UTC" : customer.timezone;
+    const anchor = limit.scope.kind === "workspace" ? null : customer.billingAnchor;
+    const w = periodWindow(limit.period, at, { timezone: zone, billingAnchor: anchor });
+    const identity = canonicalJson([
+      [meter.id, meter.eventType, meter.aggregation, meter.value, meter.filter],
+      limit.filter,
+      limit.groupBy,
+      limit.period,
+      w.start,
+      w.end,
+    ]);
+    const id = createHash("sha1").update(identity).digest("hex").slice(0, 24);
+    const tag = this.tagOf(workspaceId, subject);
+    return {
+      tag,
+      counter: this.key(tag, "q", id),
+      pending: this.key(tag, "p", id),
+      holds: this.key(tag, "h", id),
+      start: w.start,
+      end: w.end,
+      from: limit.period === "all_time" ? undefined : w.start,
+      to: w.end ?? undefined,
+    };
+  }
+
+  private subjectKeyOf(
+    workspaceId: string,
+    kind: "rate" | "cc",
+    limit: RateLimit | ConcurrencyLimit,
+    customerId: string,
+    dimensions: Record<string, string>,
+    config?: RateLimitConfig,
+  ): string | null {
+    const subject =
+      limit.subject === "key" ? dimensions.key : limit.subject === "customer" ? customerId : "*";
+    if (subject === undefined) return null;
+    const scope = limit.scope.kind === "workspace" ? "ws" : limit.scope.kind;
+    // A rate state only means something under its config: the config is part of the key.
+    const id = createHash("sha1")
+      .update(canonicalJson([scope, limit.id, limit.subject, subject, config ?? null]))
+      .digest("hex")
+      .slice(0, 24);
+    const tag = this.tagOf(workspaceId, limit.subject === "customer" ? customerId : "*");
+    return this.key(tag, kind === "rate" ? "r" : "c", id);
+  }
+
+  // ---- check -----------------------------------------------------------------------------------
+
+  async check(
+    workspaceId: string,
+    customer: CustomerContext,
+    event: CheckEvent,
+    reserve: { ttlMs: number } | null,
+    balance: BalanceGate | null = null,
+  ): Promise<CheckResult> {
+    const book = this.book.peek(workspaceId) ?? (await this.book.get(workspaceId));
+    const set = book.effective(customer.id, customer.plan);
+    const now = this.clock.now();
+    const quotas: QuotaItem[] = [];
+    for (const limit of set.quotas) {
+      const meter = book.meters.get(limit.meter);
+      if (!meter || !quotaApplies(limit, meter, event)) continue;
+      const group = groupOf(limit, event.dimensions);
+      quotas.push({
+        limit,
+        meter,
+        family: this.family(workspaceId, limit, meter, customer, now),
+        group,
+        groupKey: limit.groupBy.length === 0 ? "{}" : canonicalJson(group),
+        cost: meterValue(meter, event as UsageEvent),
+      });
+    }
+    const rates: { limit: RateLimit; config: RateLimitConfig; key: string; cost: number }[] = [];
+    for (const r of set.rates) {
+      if (r.eventType !== null && r.eventType !== event.type) continue;
+      const config = rateConfig(r);
+      const key = this.subjectKeyOf(workspaceId, "rate", r, customer.id, event.dimensions, config);
+      if (key === null) continue;
+      rates.push({ limit: r, config, key, cost: r.value ? (event.values[r.value] ?? 0) : 1 });
+    }
+    const slots: { limit: ConcurrencyLimit; key: string }[] = [];
+    for (const c of set.concurrency) {
+      if (c.eventType !== null && c.eventType !== event.type) continue;
+      const key = this.subjectKeyOf(workspaceId, "cc", c, customer.id, event.dimensions);
+      if (key !== null) slots.push({ limit: c, key });
+    }
+
+    // Keys of the script: markers and expiry indexes of every subject involved, then the items'.
+    const keys: string[] = [];
+    const index = new Map<string, number>();
+    const k = (key: string) => {
+      let i = index.get(key);
+      if (i === undefined) {
+        keys.push(key);
+        i = keys.length;
+        index.set(key, i);
+      }
+      return i;
+    };
+    const tags = new Set<string>([this.tagOf(workspaceId, customer.id)]);
+    for (const q of quotas) tags.add(q.family.tag);
+    for (const r of rates) tags.add(tagOfKey(r.key));
+    for (const s of slots) tags.add(tagOfKey(s.key));
+    const m = [...tags].map((t) => k(this.marker(t)));
+    const customerTag = this.tagOf(workspaceId, customer.id);
+    // Reservations (their x keys and expiry index) live under the customer's tag.
+    const e = [k(this.key(customerTag, "e", ""))];
+
+    for (let attempt = 0; attempt < CHECK_ATTEMPTS_MAX; attempt++) {
+      const t = this.clock.now();
+      const outcomes: LimitOutcome[] = [];
+      let code: ErrorCode | undefined;
+      const specR: [number, string, string, number][] = [];
+      for (const r of rates) {
+        const stored = this.seen.get(r.key) ?? "";
+        const result = evaluateRate(r.config, parseState(stored), { cost: r.cost }, t);
+        const d = result.decision;
+        const allowed = d.allowed || r.limit.enforcement !== "hard";
+        if (!allowed) code ??= "RATE_LIMIT_EXCEEDED";
+        outcomes.push({
+          id: r.limit.id,
+          kind: "rate",
+          enforcement: r.limit.enforcement,
+          allowed,
+          exceeded: !d.allowed,
+          limit: d.limit,
+          remaining: d.remaining,
+          resetAt: d.resetAt,
+          retryAfterMs: d.allowed ? null : d.retryAfterMs === RETRY_NEVER ? null : d.retryAfterMs,
+        });
+        // Only a check that is admitted as a whole stores the new states.
+        specR.push([k(r.key), stored, result.state.join(","), rateTtlMs(r.config)]);
+      }
+      const specC: [number, string, string][] = [];
+      for (const { limit, key } of slots) {
+        const inUse = Number(this.seen.get(key) ?? "0");
+        const first = this.seen.get(`${key}\u0000first`) ?? "";
+        const exceeded = inUse >= limit.max;
+        const allowed = !exceeded || limit.enforcement !== "hard";
+        if (!allowed) code ??= "CONCURRENCY_LIMIT_EXCEEDED";
+        outcomes.push({
+          id: limit.id,
+          kind: "concurrency",
+          enforcement: limit.enforcement,
+          allowed,
+          exceeded,
+          limit: limit.max,
+          used: inUse,
+          remaining: Math.max(0, limit.max - inUse - (reserve && !exceeded ? 1 : 0)),
+          resetAt: null,
+          retryAfterMs: exceeded && first !== "" ? Math.max(0, Number(first) - t) : null,
+        });
+        specC.push([k(key), String(inUse), first]);
+      }
+      const specQ: [number, number, string, string, string][] = [];
+      for (const q of quotas) {
+        const usedS = this.seen.get(`${q.family.counter}\u0000${q.groupKey}`) ?? "0";
+        const heldS = this.seen.get(`${q.family.holds}\u0000${q.groupKey}`) ?? "0";
+        const used = Number(usedS);
+        const held = Number(heldS);
+        const d = decideQuota({ amount: q.limit.amount, used, held }, q.cost, q.limit.enforcement);
+        if (!d.allowed) code ??= "LIMIT_EXCEEDED";
+        outcomes.push({
+          id: q.limit.id,
+          kind: "quota",
+          enforcement: q.limit.enforcement,
+          allowed: d.allowed,
+          exceeded: d.exceeded,
+          limit: q.limit.amount,
+          used,
+          reserved: held,
+          remaining: d.remaining,
+          resetAt: q.family.end,
+          retryAfterMs:
+            d.exceeded && q.limit.enforcement === "hard" && q.family.end !== null ? q.family.end - t : null,
+          ...(q.limit.groupBy.length ? { group: q.group } : {}),
+        });
+        specQ.push([k(q.family.counter), k(q.family.holds), q.groupKey, usedS, heldS]);
+      }
+      if (balance) {
+        const b = balance.evaluate(t);
+        if (!b.allowed) code ??= "INSUFFICIENT_BALANCE";
+        outcomes.push(b);
+      }
+      const allowed = code === undefined;
+      const apply = allowed ? 1 : 0;
+      let record: ReservationRecord | undefined;
+      const spec: Record<string, unknown> = {
+        m,
+        e,
+        xp: this.key(customerTag, "x", ""),
+        q: specQ,
+        c: specC,
+        r: allowed ? specR : specR.map(([i, s]) => [i, s, s, 0]),
+      };
+      if (allowed && reserve) {
+        const holds = new Map<string, { i: number; field: string; amount: number }>();
+        for (const q of quotas)
+          if (q.cost > 0)
+            holds.set(`${q.family.holds}\u0002${q.groupKey}`, {
+              i: k(q.family.holds),
+              field: q.groupKey,
+              amount: q.cost,
+            });
+        record = {
+          id: this.newId(),
+          state: "active",
+          customer: customer.id,
+          event: { type: event.type, values: event.values, dimensions: event.dimensions },
+          holds: [...holds].map(([key, h]) => ({ key, amount: h.amount })),
+          leases: slots.map((s) => ({
+            key: s.key,
+            expiresAt: t + Math.min(reserve.ttlMs, s.limit.leaseTtlMs),
+          })),
+          rateCharges: rates
+            .filter((r) => r.limit.value !== null)
+            .map((r) => ({ key: r.key, value: r.limit.value!, cost: r.cost, config: r.config })),
+          createdAt: t,
+          expiresAt: t + reserve.ttlMs,
+        };
+        if (balance) record.balanceHold = true;
+        spec.h = [...holds.values()].map((h) => [h.i, h.field, String(h.amount)]);
+        spec.l = slots.map((s, i) => [k(s.key), record!.id, record!.leases[i]!.expiresAt]);
+        spec.x = {
+          id: record.id,
+          key: k(this.key(customerTag, "x", record.id)),
+          exp: k(this.key(customerTag, "e", "")),
+          at: record.expiresAt,
+          ttl: reserve.ttlMs + 60_000,
+        };
+      }
+      const reply = await this.call(() =>
+        this.redis.tgCheck(keys.length, ...keys, t, apply, JSON.stringify(spec)),
+      );
+      const [status, body] = reply;
+      if (status === "REBUILD") {
+        await this.rebuild([...tags]);
+        continue;
+      }
+      if (status === "LOAD") {
+        const missing = JSON.parse(body!) as number[];
+        await Promise.all(missing.map((i) => this.load(workspaceId, quotas[i - 1]!, customer)));
+        continue;
+      }
+      if (status === "STALE") {
+        const actual = JSON.parse(body!) as { q: [string, string][]; c: [string, string][]; r: string[] };
+        quotas.forEach((q, i) => {
+          this.seen.set(`${q.family.counter}\u0000${q.groupKey}`, actual.q[i]![0]);
+          this.seen.set(`${q.family.holds}\u0000${q.groupKey}`, actual.q[i]![1]);
+        });
+        slots.forEach((s, i) => {
+          this.seen.set(s.key, actual.c[i]![0]);
+          this.seen.set(`${s.key}\u0000first`, actual.c[i]![1]);
+        });
+        rates.forEach((r, i) => this.seen.set(r.key, actual.r[i] ?? ""));
+        continue;
+      }
+      // OK: what was applied is now the current state.
+      // (cjson writes an empty list as {}.)
+      const expired = JSON.parse(body ?? "[]") as string[] | Record<string, never>;
+      if (Array.isArray(expired) && expired.length > 0) this.markExpired(workspaceId, expired);
+      if (!allowed) return { allowed, code, limits: outcomes };
+      for (const [i, , next] of specR) this.seen.set(keys[i - 1]!, next);
+      if (!record) return { allowed, limits: outcomes };
+      for (const q of quotas) {
+        const hk = `${q.family.holds}\u0000${q.groupKey}`;
+        this.seen.set(hk, String(Number(this.seen.get(hk) ?? "0") + q.cost));
+      }
+      for (const s of slots) this.seen.set(s.key, String(Number(this.seen.get(s.key) ?? "0") + 1));
+      try {
+        await Promise.all([
+          this.store.saveReservation(workspaceId, record),
+          balance?.hold(record.id, t, record.expiresAt),
+        ]);
+      } catch (error) {
+        await this.finish(workspaceId, record).catch(() => {});
+        throw error;
+      }
+      return { allowed, limits: outcomes, reservation: { id: record.id, expiresAt: record.expiresAt } };
+    }
+    throw new TollgateError("UNAVAILABLE", "too much contention on these limits; retry", {});
+  }
+
+  /** Loads one quota counter from the durable store (a snapshot scan), unless another process did. */
+  private async load(workspaceId: string, q: QuotaItem, customer: CustomerContext): Promise<void> {
+    const { limit, meter, family } = q;
+    const totals: Record<string, number> = {};
+    const add = (groupKey: string, amount: number) => {
+      totals[groupKey] = (totals[groupKey] ?? 0) + amount;
+    };
+    const { asOfSeq } = await this.store.scanUsage(
+      workspaceId,
+      {
+        types: [meter.eventType],
+        customer: limit.scope.kind === "workspace" ? undefined : customer.id,
+        from: family.from,
+        to: family.to,
+      },
+      (e) => {
+        if (quotaApplies(limit, meter, e))
+          add(canonicalJson(groupOf(limit, e.dimensions)), meterValue(meter, e));
+      },
+      (r) => {
+        if (!quotaApplies(limit, meter, r)) return;
+        const amount =
+          meter.aggregation === "count" ? r.events : meterValue(meter, r as unknown as UsageEvent);
+        add(canonicalJson(groupOf(limit, r.dimensions)), amount);
+      },
+    );
+    const ttl =
+      family.end === null ? ALL_TIME_TTL_MS : Math.max(1, family.end - this.clock.now()) + COUNTER_GRACE_MS;
+    await this.call(() =>
+      this.redis.tgLoad(family.counter, family.pending, asOfSeq, ttl, JSON.stringify(totals)),
+    );
+  }
+
+  /** Puts back the holds and slots of the stored active reservations of these subjects, once. */
+  private async rebuild(tags: string[]): Promise<void> {
+    const active = await this.store.listActiveReservations();
+    const now = this.clock.now();
+    for (const tag of tags) {
+      const body = { x: [] as unknown[], h: [] as unknown[], l: [] as unknown[], e: [] as unknown[] };
+      for (const { workspaceId, reservation: r } of active) {
+        if (this.tagOf(workspaceId, r.customer) !== tag || r.expiresAt <= now) continue;
+        const x = { h: [] as [string, string, string][], l: [] as string[] };
+        for (const h of r.holds) {
+          const [hash, field] = h.key.split("\u0002") as [string, string];
+          x.h.push([hash, field, String(h.amount)]);
+          body.h.push([hash, field, String(h.amount)]);
+        }
+        for (const l of r.leases) {
+          x.l.push(l.key);
+          if (l.expiresAt > now) body.l.push([l.key, r.id, Math.min(l.expiresAt, r.expiresAt)]);
+        }
+        body.x.push([this.key(tag, "x", r.id), JSON.stringify(x), r.expiresAt - now + 60_000]);
+        body.e.push([this.key(tag, "e", ""), r.id, r.expiresAt]);
+      }
+      await this.call(() => this.redis.tgRebuild(this.marker(tag), JSON.stringify(body)));
+    }
+    this.seen.clear();
+  }
+
+  private markExpired(workspaceId: string, ids: string[]): void {
+    for (const id of ids) {
+      this.store
+        .getReservation(workspaceId, id)
+        .then((r) => {
+          if (r?.state === "active")
+            return this.store.saveReservation(workspaceId, { ...r, state: "expired" });
+        })
+        .catch(() => {});
+    }
+  }
+
+  /** Frees a reservation's holds and slots in Redis (once, whoever gets there first). */
+  private async finish(workspaceId: string, r: ReservationRecord): Promise<void> {
+    const tag = this.tagOf(workspaceId, r.customer);
+    await this.call(() => this.redis.tgFinish(this.key(tag, "x", r.id), this.key(tag, "e", ""), r.id));
+    for (const h of r.holds) {
+      const [hash, field] = h.key.split("\u0002") as [string, string];
+      this.seen.delete(`${hash}\u0000${field}`);
+    }
+    for (const l of r.leases) this.seen.delete(l.key);
+  }
+
+  // ---- commit / release ------------------------------------------------------------------------
+
+  async commit<T>(workspaceId: string, id: string, record: (r: ReservationRecord) => Promise<T>): Promise<T> {
+    // Retries in this process wait for the first; across processes the event id (the reservation id
+    // by default) makes the usage count once, and finish() frees the holds once.
+    const inflight = this.committing.get(id);
+    if (inflight) return (await inflight) as T;
+    const work = this.commitOnce(workspaceId, id, record);
+    this.committing.set(id, work);
+    try {
+      return await work;
+    } finally {
+      this.committing.delete(id);
+    }
+  }
+
+  private async commitOnce<T>(
+    workspaceId: string,
+    id: string,
+    record: (r: ReservationRecord) => Promise<T>,
+  ): Promise<T> {
+    const r = await this.getReservation(workspaceId, id);
+    if (r.state === "committed") return r.result as T;
+    if (r.state === "released") throw new TollgateError("CONFLICT", `reservation ${id} was released`, { id });
+    // The usage is stored (and counted) before the hold goes: never counted by neither.
+    const result = await record(r);
+    await this.finish(workspaceId, r);
+    await this.store.saveReservation(workspaceId, { ...r, state: "committed", result });
+    return result;
+  }
+
+  async reconcileRates(r: ReservationRecord, actual: Record<string, number>): Promise<void> {
+    for (const charge of r.rateCharges) {
+      const delta = (actual[charge.value] ?? 0) - charge.cost;
+      if (delta === 0) continue;
+      const config = charge.config as RateLimitConfig;
+      for (let attempt = 0; attempt < CHECK_ATTEMPTS_MAX; attempt++) {
+        const stored = this.seen.get(charge.key) ?? "";
+        const next = evaluateRate(
+          config,
+          parseState(stored),
+          { cost: delta, force: true },
+          this.clock.now(),
+        ).state.join(",");
+        const reply = await this.call(() => this.redis.tgCas(charge.key, stored, next, rateTtlMs(config)));
+        if (reply === 1) {
+          this.seen.set(charge.key, next);
+          break;
+        }
+        this.seen.set(charge.key, String(reply));
+      }
+    }
+  }
+
+  async release(workspaceId: string, id: string): Promise<ReservationRecord> {
+    const r = await this.getReservation(workspaceId, id);
+    if (r.state === "committed")
+      throw new TollgateError("CONFLICT", `reservation ${id} was committed`, { id });
+    if (r.state !== "active") return r;
+    await this.finish(workspaceId, r);
+    const released: ReservationRecord = { ...r, state: "released" };
+    await this.store.saveReservation(workspaceId, released);
+    return released;
+  }
+
+  async getReservation(workspaceId: string, id: string): Promise<ReservationRecord> {
+    const r = await this.store.getReservation(workspaceId, id);
+    if (!r) throw notFound("reservation", id);
+    if (r.state === "active" && r.expiresAt <= this.clock.now()) {
+      await this.finish(workspaceId, r);
+      const expired: ReservationRecord = { ...r, state: "expired" };
+      await this.store.saveReservation(workspaceId, expired);
+      return expired;
+    }
+    return r;
+  }
+
+  // ---- recording usage -------------------------------------------------------------------------
+
+  async prepareIncrements(
+    workspaceId: string,
+    events: UsageEvent[],
+    customers: (id: string) => Promise<CustomerContext>,
+  ): Promise<(inserted: number[], commitSeq: number) => void> {
+    const book = await this.book.get(workspaceId);
+    const contexts = new Map<string, CustomerContext>();
+    for (const e of events)
+      if (!contexts.has(e.customer)) contexts.set(e.customer, await customers(e.customer));
+    return (inserted, commitSeq) => {
+      // Sent in order on this connection before anything else this process sends next; a failure
+      // leaves the counter to its next load (Redis down: it is rebuilt from the store on return).
+      for (const i of inserted) {
+        const e = events[i]!;
+        const customer = contexts.get(e.customer)!;
+        const counted = new Set<string>();
+        for (const limit of book.effective(customer.id, customer.plan).quotas) {
+          const meter = book.meters.get(limit.meter);
+          if (!meter || typeof limit.period === "object" || !quotaApplies(limit, meter, e)) continue;
+          const f = this.family(workspaceId, limit, meter, customer, e.timestamp);
+          const groupKey = canonicalJson(groupOf(limit, e.dimensions));
+          const id = `${f.counter}\u0000${groupKey}`;
+          if (counted.has(id)) continue;
+          counted.add(id);
+          const amount = meterValue(meter, e);
+          this.redis
+            .tgIncr(f.counter, f.pending, commitSeq, groupKey, amount, PENDING_TTL_MS)
+            .catch(() => this.redis.del(f.counter).catch(() => {}));
+        }
+      }
+    };
+  }
+
+  // ---- state for GET /customers/{id}/limits and alerts ------------------------------------------
+
+  async counterUsage(
+    workspaceId: string,
+    customer: CustomerContext,
+    limit: QuotaLimit,
+    meter: MeterDef,
+    groupKey: string,
+  ): Promise<{ used: number; window: { start: number; end: number | null } | null }> {
+    const f = this.family(workspaceId, limit, meter, customer, this.clock.now());
+    const used = await this.counterField(workspaceId, limit, meter, customer, f, groupKey);
+    return { used, window: { start: f.start, end: f.end } };
+  }
+
+  private async counterField(
+    workspaceId: string,
+    limit: QuotaLimit,
+    meter: MeterDef,
+    customer: CustomerContext,
+    f: FamilyRef,
+    groupKey: string,
+  ): Promise<number> {
+    if (!(await this.call(() => this.redis.exists(f.counter)))) {
+      await this.load(workspaceId, { limit, meter, family: f, group: {}, groupKey, cost: 0 }, customer);
+    }
+    return Number((await this.call(() => this.redis.hget(f.counter, groupKey))) ?? "0");
+  }
+
+  async quotaUsage(
+    workspaceId: string,
+    customer: CustomerContext,
+    limit: QuotaLimit,
+    meter: MeterDef,
+  ): Promise<
+    { group: Record<string, string | null>; used: number; reserved: number; resetAt: number | null }[]
+  > {
+    const f = this.family(workspaceId, limit, meter, customer, this.clock.now());
+    await this.counterField(workspaceId, limit, meter, customer, f, "{}");
+    const [counts, holds] = await this.call(() =>
+      Promise.all([this.redis.hgetall(f.counter), this.redis.hgetall(f.holds)]),
+    );
+    const groups = new Set<string>(
+      [...Object.keys(counts), ...Object.keys(holds)].filter((g) => g !== "_asof"),
+    );
+    if (groups.size === 0) groups.add(canonicalJson(groupOf(limit, {})));
+    return [...groups].sort().map((g) => ({
+      group: JSON.parse(g) as Record<string, string | null>,
+      used: Number(counts[g] ?? "0"),
+      reserved: Number(holds[g] ?? "0"),
+      resetAt: f.end,
+    }));
+  }
+
+  async concurrencyInUse(workspaceId: string, limit: ConcurrencyLimit, customerId: string): Promise<number> {
+    const key = this.subjectKeyOf(workspaceId, "cc", limit, customerId, {});
+    if (key === null) return 0;
+    return this.call(() => this.redis.zcount(key, `(${this.clock.now()}`, "+inf"));
+  }
+
+  async rateState(
+    workspaceId: string,
+    limit: RateLimit,
+    customerId: string,
+  ): Promise<RateLimitDecision | null> {
+    const config = rateConfig(limit);
+    const key = this.subjectKeyOf(workspaceId, "rate", limit, customerId, {}, config);
+    if (key === null) return null;
+    const stored = (await this.call(() => this.redis.get(key))) ?? "";
+    return evaluateRate(config, parseState(stored), { cost: 0 }, this.clock.now()).decision;
+  }
+
+  async forgetFamilies(workspaceId: string): Promise<void> {
+    // Counters reload from the store on their next check.
+    const stream = this.redis.scanStream({ match: `${this.prefix}:{${workspaceId}|*}:q:*`, count: 500 });
+    for await (const batch of stream as AsyncIterable<string[]>)
+      if (batch.length) await this.redis.del(...batch);
+    this.seen.clear();
+  }
+
+  sweep(_now: number): void {
+    // Expiry happens inside each check of the subject (and at commit/release/get); nothing to sweep.
+    if (this.seen.size > 100_000) this.seen.clear();
+  }
+
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      throw new TollgateError("UNAVAILABLE", "the limit store (Redis) is unreachable right now", {
+        reason: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+}
+
+function tagOfKey(key: string): string {
+  return key.slice(key.indexOf("{"), key.indexOf("}") + 1);
+}
+
+function parseState(s: string): number[] | undefined {
+  return s === "" ? undefined : s.split(",").map(Number);
+}
+
+/** How long an idle rate state is kept: long enough that dropping it changes no decision. */
+function rateTtlMs(config: RateLimitConfig): number {
+  const burst = config.burst ?? config.limit;
+  return config.windowMs * (Math.ceil(burst / config.limit) + 2) + 1000;
+}
+
+function rateConfig(limit: RateLimit): RateLimitConfig {
+  return {
+    algorithm: limit.algorithm,
+    limit: limit.limit,
+    windowMs: limit.windowMs,
+    ...(limit.burst !== null ? { burst: limit.burst } : {}),
+  };
+}
+
+function quotaApplies(
+  limit: QuotaLimit,
+  meter: MeterDef,
+  event: Pick<UsageEvent, "type" | "dimensions">,
+): boolean {
+  if (!meterMatches(meter, event as UsageEvent)) return false;
+  for (const k in limit.filter) if (event.dimensions[k] !== limit.filter[k]) return false;
+  return true;
+}
+
+function groupOf(limit: QuotaLimit, dimensions: Record<string, string>): Record<string, string | null> {
+  const g: Record<string, string | null> = {};
+  for (const d of limit.groupBy) g[d] = dimensions[d] ?? null;
+  return g;
+}

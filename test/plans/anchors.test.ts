@@ -61,6 +61,9 @@ describe("month and week limits of an anchored customer", () => {
       used: 333,
       reset_at: "2026-11-28T20:00:00Z",
     });
+    // The entitlements show the same billing period.
+    const ent = await t.api("GET", "/v1/customers/acme/entitlements");
+    expect(ent.body.billing_period).toEqual({ start: "2026-10-31T19:00:00Z", end: "2026-11-30T20:00:00Z" });
     // Day periods ignore the anchor: local midnight.
     expect((await customerLimit(t, "acme", "daily")).reset_at).toBe("2026-11-24T05:00:00Z");
   });

@@ -182,9 +182,15 @@ export async function customerEntitlements(host: EntitlementsHost, workspaceId: 
     }
   }
   const presented = presentPlanTerms(terms ?? EMPTY_TERMS);
+  const cycle = periodWindow("month", now, {
+    timezone: customer.timezone,
+    billingAnchor: customer.billingAnchor,
+  });
   return {
     customer: customer.id,
     plan: customer.plan,
+    /** The billing month now (the customer's zone and anchor): overage and monthly limits count in it. */
+    billing_period: { start: formatInstant(cycle.start), end: formatInstant(cycle.end as number) },
     /** Without a plan nothing is gated. */
     gated: terms !== null,
     features: presented.features,
@@ -225,6 +231,7 @@ export async function customerOverage(
     } catch {
       continue; // the meter was deleted after the plan named it
     }
+    if (meter.aggregation !== "sum" && meter.aggregation !== "count") continue; // redefined since
     let used = 0n;
     await host.store.scanUsage(
       workspaceId,
@@ -262,3 +269,28 @@ export async function customerOverage(
 /** A JSON number while exact, a decimal string past 2^53-1 (like meter queries). */
 const bigOrNumber = (v: bigint): number | string =>
   v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
+
+/**
+ * The overage columns of the monthly report (GET /v1/usage/summary?view=monthly&customer=): for each
+ * month row, the customer's billing period that contains the middle of the month (the month itself
+ * for a customer without an anchor in UTC), and its overage. Null when the customer does not exist.
+ */
+export async function monthlyOverage(
+  host: EntitlementsHost,
+  workspaceId: string,
+  customerId: string,
+  months: readonly { start: number; end: number }[],
+) {
+  try {
+    await host.getCustomer(workspaceId, customerId);
+  } catch (e) {
+    if (e instanceof TollgateError && e.code === "NOT_FOUND") return null;
+    throw e;
+  }
+  const out: Awaited<ReturnType<typeof customerOverage>>[] = [];
+  for (const m of months) {
+    const middle = m.start + Math.floor((m.end - m.start) / 2);
+    out.push(await customerOverage(host, workspaceId, customerId, { at: formatInstant(middle) }));
+  }
+  return out;
+}

@@ -210,6 +210,17 @@ describe("recorded events: model_class is derived; excluded usage is kept and fl
       expect.objectContaining({ value: 100, groups: { model_class: "small", entitlement: null } }),
     ]);
     expect((await customerLimit(t, "c-free", "monthly-tokens")).used).toBe(400);
+    // Reports group by the derived dimensions too.
+    const report = await t.api("GET", "/v1/usage?customer=c-free&group_by=model_class,entitlement");
+    expect(report.status, report.text).toBe(200);
+    expect(
+      report.body.data.map((r: Record<string, unknown>) => [r.model_class, r.entitlement, r.tokens_total]),
+    ).toEqual(
+      expect.arrayContaining([
+        ["medium", "model_class_not_included", 300],
+        ["small", null, 100],
+      ]),
+    );
     // A retry is the same event (the derived dimensions are not part of its identity).
     const again = await t.api("POST", "/v1/events", {
       events: [

@@ -160,6 +160,43 @@ for (const [name, start] of Object.entries(frameworks)) {
   });
 }
 
+describe("balances in middleware", () => {
+  it("402 INSUFFICIENT_BALANCE in the API.md shape once the credits are spent", async () => {
+    // Its own workspace: a debit rule applies to every customer of a workspace.
+    const boot = await t.server.engine.bootstrap("mw-balances");
+    const client = new Tollgate({ baseUrl: t.url, apiKey: boot.adminKey!, flushOnExit: false });
+    await client.meters.put("requests", { event_type: "http.request", aggregation: "count" });
+    await client.balanceRules.put("per-request", { meter: "requests", credits_per_unit: 1 });
+    await client.customers.put("payg", { name: "Pay as you go" });
+    await client.balances.credit("payg", { amount: 2, idempotency_key: "topup-1" });
+    for (const [name, start] of Object.entries(frameworks)) {
+      const saved = tollgate;
+      tollgate = client;
+      const app = await start();
+      tollgate = saved;
+      try {
+        const res = await app.send({ "x-tollgate-customer": "payg" });
+        if (name === "express" || name === "fastify") expect(res.status).toBe(200);
+        else {
+          expect(res.status).toBe(402);
+          expect(res.body).toEqual({
+            error: {
+              code: "INSUFFICIENT_BALANCE",
+              message: "insufficient balance",
+              details: expect.objectContaining({ remaining: 0, retry_after: expect.any(Number) }),
+              status: 402,
+            },
+          });
+          expect(Number(res.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+        }
+      } finally {
+        await app.close();
+      }
+    }
+    await client.close();
+  });
+});
+
 describe("fail mode in middleware", () => {
   it("closed answers 503 UNAVAILABLE in the API.md shape; open lets the request through", async () => {
     const down = new Tollgate({ baseUrl: "http://127.0.0.1:9", timeoutMs: 200, flushOnExit: false });

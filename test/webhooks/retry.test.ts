@@ -145,4 +145,36 @@ describe("retries with backoff (fake clock)", () => {
     // Same message id each time: receivers deduplicate by it.
     expect(new Set(receiver.received.map((r) => r.headers["webhook-id"])).size).toBe(1);
   });
+
+  it("a shutdown in the middle of an attempt aborts it unlogged; after the restart it is sent again, same webhook-id", async () => {
+    const receiver = await new Receiver().start();
+    let t = await startTollgate({ webhooks: { timeoutMs: 10_000 } });
+    open.push({ close: () => receiver.stop() }, { close: () => t.close() });
+    const hook = await createWebhook(t, receiver.url, ["limit.exceeded"]);
+    receiver.secret = hook.secret;
+    await defineQuota(t, 10);
+    receiver.behaviour = () => {}; // hangs
+    await use(t, 10);
+    await t.server.engine.alerts.settle();
+    const inFlight = t.server.webhooks.worker.tick();
+    for (let i = 0; i < 200 && receiver.requests === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(receiver.requests).toBe(1);
+
+    const started = performance.now();
+    t = await t.restart(); // closes the first server while the attempt is in flight
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(await inFlight).toMatchObject({ attempted: 1, delivered: 0, failed: 0 });
+    const [pending] = await deliveries(t, hook.id);
+    expect(pending).toMatchObject({ state: "pending", attempts: 0, attempt_log: [] });
+
+    receiver.behaviour = (_req, res) => {
+      res.writeHead(200).end();
+    };
+    await t.deliver();
+    const [done] = await deliveries(t, hook.id);
+    expect(done).toMatchObject({ state: "delivered", attempts: 1 });
+    const ids = receiver.received.map((r) => r.headers["webhook-id"]);
+    expect(ids).toHaveLength(2);
+    expect(new Set(ids).size).toBe(1);
+  });
 });

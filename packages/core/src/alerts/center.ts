@@ -9,7 +9,7 @@ import { createAccumulator, meterMatches } from "../meter/meter.js";
 import { DAY_MS, windowStartUtc } from "../period/calendar.js";
 import type { DeliveryAttempt, DeliveryRecord, DeliveryState, Store, WebhookRecord } from "../ports/store.js";
 import { formatPicoUsd } from "../pricing/money.js";
-import type { QuotaLimit } from "../quota/definitions.js";
+import { type QuotaLimit, scopeTag } from "../quota/definitions.js";
 import type { MeterDef } from "../types.js";
 import { type LevelReached, levelsReached } from "./levels.js";
 import {
@@ -70,6 +70,10 @@ export const alertBounds = {
  */
 export class AlertCenter implements UsageObserver {
   private readonly raised = new Set<string>();
+  /** Identities of limit levels known raised, as plain strings (see raiseLevel). */
+  private readonly raisedLevels = new Set<string>();
+  /** Soft/shadow quota windows a check already reported past their amount. */
+  private readonly checkedPast = new Set<string>();
   private readonly raising = new Map<string, Promise<boolean>>();
   private readonly pending = new Set<Promise<unknown>>();
   private readonly endpoints = new Map<string, Promise<WebhookRecord[]>>();
@@ -114,6 +118,15 @@ export class AlertCenter implements UsageObserver {
       const group = outcome.group ?? {};
       const groupKey = limit.groupBy.length === 0 ? "{}" : canonicalGroup(limit, group);
       const used = outcome.used ?? 0;
+      // A calendar window is told by its end (the outcome's reset_at); a rolling one by its span.
+      const windowTag =
+        typeof limit.period === "object"
+          ? rollingAlertWindow(limit.period.rolling_seconds, this.deps.clock.now()).start
+          : outcome.resetAt;
+      const seen = `${workspaceId}\u0001${scopeTag(limit.scope)}\u0001${limit.id}\u0001${customer.id}\u0001${groupKey}\u0001${windowTag}`;
+      if (this.checkedPast.has(seen)) continue;
+      if (this.checkedPast.size >= alertBounds.raisedMemoMax) this.checkedPast.clear();
+      this.checkedPast.add(seen);
       this.track(
         this.deps.counterUsage(workspaceId, customer, limit, meter, groupKey).then(({ window }) => {
           const level: LevelReached = { type: "limit.exceeded", threshold: 100 };
@@ -131,8 +144,20 @@ export class AlertCenter implements UsageObserver {
     trigger: "usage" | "check",
   ): void {
     const levels = levelsReached(change.limit.thresholds, used, change.limit.amount);
+    if (levels.length === 0) return;
+    const groupKey = canonicalJson(change.group);
     for (const level of levels) {
-      this.raiseLevel(workspaceId, change.limit, change.customer, change.group, window, level, used, trigger);
+      this.raiseLevel(
+        workspaceId,
+        change.limit,
+        change.customer,
+        change.group,
+        window,
+        level,
+        used,
+        trigger,
+        groupKey,
+      );
     }
   }
 
@@ -145,22 +170,36 @@ export class AlertCenter implements UsageObserver {
     level: LevelReached,
     used: number,
     trigger: "usage" | "check",
+    groupKey = canonicalJson(group),
   ): void {
     const at = this.deps.clock.now();
+    const span =
+      window ?? rollingAlertWindow(typeof limit.period === "object" ? limit.period.rolling_seconds : 1, at);
+    // A plain-string memo first: a counter above a level is re-evaluated at every commit (and every
+    // check past a soft quota), and hashing the alert's identity each time would be wasted work.
+    const memo = `${workspaceId}\u0001${scopeTag(limit.scope)}\u0001${limit.id}\u0001${customer.id}\u0001${groupKey}\u0001${span.start}\u0001${level.type}\u0001${level.threshold}`;
+    if (this.raisedLevels.has(memo)) return;
     const alert = limitAlert(this.deps.hash, {
       workspaceId,
       limit,
       subject: limit.scope.kind === "workspace" ? "*" : customer.id,
       group,
-      window:
-        window ?? rollingAlertWindow(typeof limit.period === "object" ? limit.period.rolling_seconds : 1, at),
+      window: span,
       level,
       used,
       trigger,
       at,
     });
-    if (this.raised.has(alert.id)) return;
-    this.track(this.raise(workspaceId, alert));
+    if (this.raised.has(alert.id)) {
+      this.rememberLevel(memo);
+      return;
+    }
+    this.track(this.raise(workspaceId, alert).then(() => this.rememberLevel(memo)));
+  }
+
+  private rememberLevel(memo: string): void {
+    if (this.raisedLevels.size >= alertBounds.raisedMemoMax) this.raisedLevels.clear();
+    this.raisedLevels.add(memo);
   }
 
   /**

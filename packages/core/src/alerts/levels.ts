@@ -20,7 +20,17 @@ export interface LevelReached {
  * exceeded by any use. `thresholds` need not be sorted.
  */
 export function levelsReached(thresholds: readonly number[], used: number, amount: number): LevelReached[] {
-  const sorted = [...new Set(thresholds)].filter((t) => t > 0 && t < 100).sort((a, b) => a - b);
+  if (used <= 0) return [];
+  // Quotas keep their thresholds sorted and distinct: take them as they are when they are.
+  let sorted = thresholds;
+  for (let i = 0; i < thresholds.length; i++) {
+    const t = thresholds[i]!;
+    if (!(t > 0 && t < 100) || (i > 0 && t <= thresholds[i - 1]!)) {
+      sorted = [...new Set(thresholds)].filter((x) => x > 0 && x < 100).sort((a, b) => a - b);
+      break;
+    }
+  }
+  if (!reaches(used, amount, sorted.length > 0 ? sorted[0]! : 100)) return [];
   const out: LevelReached[] = [];
   for (let i = 0; i < sorted.length; i++) {
     const t = sorted[i]!;

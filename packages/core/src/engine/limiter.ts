@@ -419,7 +419,7 @@ export class Limiter {
     return (inserted, commitSeq) => {
       // limit → family and group → what the observer is told once the batch is counted
       const touched = this.observer
-        ? new Map<QuotaLimit, Map<string, UsageChange & { familyKey: string }>>()
+        ? new Map<QuotaLimit, Map<string, Map<string, UsageChange & { familyKey: string }>>>()
         : null;
       for (const i of inserted) {
         const e = events[i]!;
@@ -448,17 +448,19 @@ export class Limiter {
 
   private tellObserver(
     workspaceId: string,
-    touched: Map<QuotaLimit, Map<string, UsageChange & { familyKey: string }>>,
+    touched: Map<QuotaLimit, Map<string, Map<string, UsageChange & { familyKey: string }>>>,
   ): void {
     const now = this.clock.now();
-    for (const changes of touched.values()) {
-      for (const { familyKey, ...change } of changes.values()) {
-        const family = this.families.get(familyKey);
-        if (family) {
-          change.used = usedOf(family, change.groupKey, now);
-          change.window = family.kind === "calendar" ? { start: family.start, end: family.end } : null;
+    for (const families of touched.values()) {
+      for (const groups of families.values()) {
+        for (const { familyKey, ...change } of groups.values()) {
+          const family = this.families.get(familyKey);
+          if (family) {
+            change.used = usedOf(family, change.groupKey, now);
+            change.window = family.kind === "calendar" ? { start: family.start, end: family.end } : null;
+          }
+          this.observer!.onUsage(workspaceId, change);
         }
-        this.observer!.onUsage(workspaceId, change);
       }
     }
   }
@@ -806,23 +808,37 @@ function keyPrefix(
 }
 
 function noteTouched(
-  touched: Map<QuotaLimit, Map<string, UsageChange & { familyKey: string }>>,
+  touched: Map<QuotaLimit, Map<string, Map<string, UsageChange & { familyKey: string }>>>,
   limit: QuotaLimit,
   meter: MeterDef,
   customer: CustomerContext,
   familyKey: string,
   dimensions: Record<string, string>,
 ): void {
-  const group = groupOf(limit, dimensions);
-  const groupKey = limit.groupBy.length === 0 ? "{}" : canonicalJson(group);
+  const group = limit.groupBy.length === 0 ? null : groupOf(limit, dimensions);
+  const groupKey = group === null ? "{}" : canonicalJson(group);
   let changes = touched.get(limit);
   if (!changes) {
     changes = new Map();
     touched.set(limit, changes);
   }
-  const key = `${familyKey}\u0002${groupKey}`;
-  if (!changes.has(key))
-    changes.set(key, { limit, meter, customer, group, groupKey, familyKey, used: null, window: null });
+  // Keyed by family then group (nested): no key string is built per event.
+  let groups = changes.get(familyKey);
+  if (!groups) {
+    groups = new Map();
+    changes.set(familyKey, groups);
+  }
+  if (!groups.has(groupKey))
+    groups.set(groupKey, {
+      limit,
+      meter,
+      customer,
+      group: group ?? {},
+      groupKey,
+      familyKey,
+      used: null,
+      window: null,
+    });
 }
 
 function groupOf(limit: QuotaLimit, dimensions: Record<string, string>): Record<string, string | null> {

@@ -58,7 +58,8 @@ export class WebhookSender {
     };
   }
 
-  async send(d: DueDelivery): Promise<SendResult> {
+  /** `stop` aborts the attempt (shutdown): the result then says `aborted`. */
+  async send(d: DueDelivery, stop?: AbortSignal): Promise<SendResult & { aborted?: boolean }> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
     let url: URL;
@@ -73,7 +74,8 @@ export class WebhookSender {
     }
     const payload = webhookPayload(d.alert);
     const headers = this.sign(d, payload, this.options.nowSeconds());
-    const signal = AbortSignal.timeout(this.options.timeoutMs);
+    const deadline = AbortSignal.timeout(this.options.timeoutMs);
+    const signal = stop ? AbortSignal.any([deadline, stop]) : deadline;
     try {
       const res = await request(url, {
         method: "POST",
@@ -101,7 +103,8 @@ export class WebhookSender {
         error: ok ? null : res.statusCode >= 300 && res.statusCode < 400 ? "redirect not followed" : null,
       };
     } catch (error) {
-      return { status: null, latencyMs: elapsed(), error: describe(error, signal) };
+      if (stop?.aborted) return { status: null, latencyMs: elapsed(), error: "aborted", aborted: true };
+      return { status: null, latencyMs: elapsed(), error: describe(error, deadline) };
     }
   }
 

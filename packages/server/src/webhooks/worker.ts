@@ -62,6 +62,7 @@ export class WebhookWorker {
   private readonly perEndpointMax: number;
   private readonly random: () => number;
   private readonly policy: BackoffPolicy;
+  private readonly stopping = new AbortController();
 
   constructor(private readonly options: WebhookWorkerOptions) {
     const wall = options.wallClock ?? { now: () => Date.now() };
@@ -105,14 +106,19 @@ export class WebhookWorker {
     while (this.running.size > 0) await Promise.allSettled([...this.running]);
   }
 
+  /**
+   * Stops: attempts in flight are aborted and not logged, so their deliveries stay pending and are
+   * sent again after the restart (at-least-once); nothing new is claimed.
+   */
   async close(): Promise<void> {
+    this.stopping.abort();
     await this.drain();
     await this.sender.close();
   }
 
   private async claim(): Promise<Promise<Outcome>[]> {
     const free = this.concurrency - this.inFlight.size;
-    if (free <= 0) return [];
+    if (free <= 0 || this.stopping.signal.aborted) return [];
     // Read past the free slots: deliveries in flight, or of an endpoint at its cap, are skipped.
     const due = await this.options.store.dueDeliveries(
       this.options.clock.now(),
@@ -144,7 +150,8 @@ export class WebhookWorker {
     const { clock, store } = this.options;
     const attempt = d.delivery.attempts + 1;
     const at = clock.now();
-    const result = await this.sender.send(d);
+    const result = await this.sender.send(d, this.stopping.signal);
+    if (result.aborted) return { delivery: d, result, state: "pending" };
     const ok = result.status !== null && result.status >= 200 && result.status < 300;
     const next = ok
       ? { state: "delivered" as const, nextAttemptAt: null }

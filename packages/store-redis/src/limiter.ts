@@ -127,6 +127,49 @@ export class RedisLimiter implements LimiterPort {
     redis.defineCommand("tgRebuild", { numberOfKeys: 1, lua: REBUILD_LUA });
     redis.defineCommand("tgCas", { numberOfKeys: 1, lua: CAS_LUA });
     this.redis = redis as RedisWithScripts;
+    // Definitions (limits, plans, meters) are cached per process by the LimitBook. A write in one
+    // process bumps the workspace's version in Redis and tells the others (pub/sub); every check also
+    // compares the version it decided with, so no check is answered from an outdated book.
+    const book = this.book;
+    const invalidateHere = book.invalidate.bind(book);
+    this.invalidateHere = invalidateHere;
+    book.invalidate = (workspaceId: string) => {
+      invalidateHere(workspaceId);
+      this.versions.delete(workspaceId);
+      this.redis
+        .incr(this.versionKey(workspaceId))
+        .then(() => this.redis.publish(`${this.prefix}:defs`, workspaceId))
+        .catch(() => {});
+    };
+    this.subscriber = redis.duplicate();
+    this.subscriber.on("error", () => {});
+    this.subscriber.subscribe(`${this.prefix}:defs`).catch(() => {});
+    this.subscriber.on("message", (_channel: string, workspaceId: string) => {
+      invalidateHere(workspaceId);
+      this.versions.delete(workspaceId);
+    });
+  }
+
+  private readonly invalidateHere: (workspaceId: string) => void;
+  private readonly subscriber: Redis;
+  /** workspace → the definitions version its loaded book was read at */
+  private readonly versions = new Map<string, string>();
+  /** Checks of one subject in this process run one at a time (only other processes then contend). */
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  private versionKey(workspaceId: string): string {
+    return `${this.prefix}:{${workspaceId}|*}:v:`;
+  }
+
+  private serialize<T>(tag: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.queues.get(tag) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => {});
+    this.queues.set(tag, tail);
+    tail.then(() => {
+      if (this.queues.get(tag) === tail) this.queues.delete(tag);
+    });
+    return run;
   }
 
   static factory(options: RedisLimiterOptions): (context: LimiterContext) => RedisLimiter {
@@ -134,6 +177,7 @@ export class RedisLimiter implements LimiterPort {
   }
 
   async close(): Promise<void> {
+    this.subscriber.disconnect();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 
@@ -222,6 +266,48 @@ export class RedisLimiter implements LimiterPort {
     reserve: { ttlMs: number } | null,
     balance: BalanceGate | null = null,
   ): Promise<CheckResult> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const result = await this.serialize(this.tagOf(workspaceId, customer.id), () =>
+        this.checkOnce(workspaceId, customer, event, reserve, balance),
+      );
+      if (result !== "DEFS") return this.afterCheck(workspaceId, result, balance);
+    }
+    throw new TollgateError("UNAVAILABLE", "limit definitions keep changing; retry", {});
+  }
+
+  /** Stores the reservation an admitted check made (outside the subject's queue). */
+  private async afterCheck(
+    workspaceId: string,
+    result: CheckResult & { record?: ReservationRecord },
+    balance: BalanceGate | null,
+  ): Promise<CheckResult> {
+    const { record, ...answer } = result;
+    if (!record) return answer;
+    try {
+      await Promise.all([
+        this.store.saveReservation(workspaceId, record),
+        balance?.hold(record.id, record.createdAt, record.expiresAt),
+      ]);
+    } catch (error) {
+      await this.finish(workspaceId, record).catch(() => {});
+      throw error;
+    }
+    return answer;
+  }
+
+  private async checkOnce(
+    workspaceId: string,
+    customer: CustomerContext,
+    event: CheckEvent,
+    reserve: { ttlMs: number } | null,
+    balance: BalanceGate | null,
+  ): Promise<(CheckResult & { record?: ReservationRecord }) | "DEFS"> {
+    let version = this.versions.get(workspaceId);
+    if (version === undefined) {
+      version = (await this.call(() => this.redis.get(this.versionKey(workspaceId)))) ?? "0";
+      this.invalidateHere(workspaceId);
+      this.versions.set(workspaceId, version);
+    }
     const book = this.book.peek(workspaceId) ?? (await this.book.get(workspaceId));
     const set = book.effective(customer.id, customer.plan);
     const now = this.clock.now();
@@ -271,6 +357,7 @@ export class RedisLimiter implements LimiterPort {
     for (const r of rates) tags.add(tagOfKey(r.key));
     for (const s of slots) tags.add(tagOfKey(s.key));
     const m = [...tags].map((t) => k(this.marker(t)));
+    const v = k(this.versionKey(workspaceId));
     const customerTag = this.tagOf(workspaceId, customer.id);
     // Reservations (their x keys and expiry index) live under the customer's tag.
     const e = [k(this.key(customerTag, "e", ""))];
@@ -356,6 +443,7 @@ export class RedisLimiter implements LimiterPort {
       let record: ReservationRecord | undefined;
       const spec: Record<string, unknown> = {
         m,
+        v: [v, version],
         e,
         xp: this.key(customerTag, "x", ""),
         q: specQ,
@@ -402,6 +490,11 @@ export class RedisLimiter implements LimiterPort {
         this.redis.tgCheck(keys.length, ...keys, t, apply, JSON.stringify(spec)),
       );
       const [status, body] = reply;
+      if (status === "DEFS") {
+        this.invalidateHere(workspaceId);
+        this.versions.set(workspaceId, body ?? "0");
+        return "DEFS";
+      }
       if (status === "REBUILD") {
         await this.rebuild([...tags]);
         continue;
@@ -436,16 +529,12 @@ export class RedisLimiter implements LimiterPort {
         this.seen.set(hk, String(Number(this.seen.get(hk) ?? "0") + q.cost));
       }
       for (const s of slots) this.seen.set(s.key, String(Number(this.seen.get(s.key) ?? "0") + 1));
-      try {
-        await Promise.all([
-          this.store.saveReservation(workspaceId, record),
-          balance?.hold(record.id, t, record.expiresAt),
-        ]);
-      } catch (error) {
-        await this.finish(workspaceId, record).catch(() => {});
-        throw error;
-      }
-      return { allowed, limits: outcomes, reservation: { id: record.id, expiresAt: record.expiresAt } };
+      return {
+        allowed,
+        limits: outcomes,
+        reservation: { id: record.id, expiresAt: record.expiresAt },
+        record,
+      };
     }
     throw new TollgateError("UNAVAILABLE", "too much contention on these limits; retry", {});
   }

@@ -10,6 +10,7 @@
  * One atomic step for every limit of a check. The decisions are core's, made by the caller from the
  * values it expects; the script checks that every expected value is the stored one (compare-and-set)
  * and only then applies the writes. Replies:
+ *   {"DEFS", version}      the limit definitions changed since the caller's book was loaded
  *   {"REBUILD"}            a marker is missing (Redis was flushed or replaced): rebuild first
  *   {"LOAD", json}         these quota counters are not loaded: load them from the durable store
  *   {"STALE", json}        the actual values; decide again with them
@@ -18,6 +19,8 @@
 export const CHECK_LUA = `
 local now = tonumber(ARGV[1])
 local spec = cjson.decode(ARGV[3])
+local version = redis.call('GET', KEYS[spec.v[1]]) or '0'
+if version ~= spec.v[2] then return {'DEFS', version} end
 for _, m in ipairs(spec.m) do
   if redis.call('EXISTS', KEYS[m]) == 0 then return {'REBUILD'} end
 end

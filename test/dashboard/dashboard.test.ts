@@ -23,6 +23,8 @@ let f: Fixture;
 let browser: Browser;
 let context: BrowserContext;
 let page: Page;
+/** What the browser refused or failed at (CSP violations, script errors), collected over the run. */
+const refusals: string[] = [];
 
 /** The API's answer to the same question, with the same (service) key the page signs in with. */
 async function api(path: string) {
@@ -457,6 +459,10 @@ describe.skipIf(!hasChromium)(
         await shot(name, false);
       }
       await page.setViewportSize({ width: 1280, height: 900 });
+    });
+
+    it("ran without a script error or anything the Content-Security-Policy refused", () => {
+      expect(refusals).toEqual([]);
     });
 
     it("signs out", async () => {

@@ -100,6 +100,14 @@ const DEFINITION_KINDS: RecordKind[] = [
 export class Simulation {
   private readonly tally = new SimulationTally();
   private cancelled = false;
+  /**
+   * Admitted events not recorded yet: recorded together (one recordEvents per batch) before the
+   * first check that could see them, i.e. before a check of a customer with an event in the batch
+   * (its quotas and balance), or before every check when a quota counts the whole workspace.
+   */
+  private pending: EventInput[] = [];
+  private readonly pendingCustomers = new Set<string>();
+  private sharedCounters = true;
 
   private constructor(
     private readonly deps: SimulationDeps,
@@ -190,6 +198,11 @@ export class Simulation {
     let events = 0;
     let nextSweep = simulationBounds.sweepEvents;
     let lastPause = started;
+    // Workspace-wide quotas are in every customer's set: then no two events may share a batch.
+    const book = await engine.book.get(ws);
+    this.sharedCounters = book
+      .effective("\u0000simulation", null)
+      .quotas.some((q) => q.scope.kind === "workspace");
     const scan = {
       from: this.from,
       to: this.to,
@@ -219,6 +232,7 @@ export class Simulation {
       const last = page.events[page.events.length - 1]!;
       after = { timestamp: last.event.timestamp, seq: last.seq };
       if (events >= nextSweep) {
+        await this.flush(ws);
         engine.limiter.sweep(this.clock.now());
         nextSweep = events + simulationBounds.sweepEvents;
       }
@@ -232,6 +246,7 @@ export class Simulation {
         fraction: Math.min(1, (last.event.timestamp - this.from) / (this.to - this.from)),
       });
     }
+    await this.flush(ws);
     await engine.alerts.settle();
     const elapsedMs = (this.deps.stopwatch?.() ?? 0) - started;
     return this.tally.result({ from: this.from, to: this.to, customers: this.customers, elapsedMs });
@@ -239,6 +254,14 @@ export class Simulation {
 
   /** One stored event: check it at its own time; if admitted, record it so that counters advance. */
   private async replay(ws: string, engine: Engine, event: UsageEvent): Promise<void> {
+    if (
+      this.pending.length > 0 &&
+      (this.sharedCounters ||
+        this.pendingCustomers.has(event.customer) ||
+        this.pending.length >= bounds.batchEventsMax)
+    ) {
+      await this.flush(ws); // at the clock of the batch's last event
+    }
     this.clock.set(event.timestamp);
     // A cost Tollgate computed (a price row) is priced again under the proposed prices; a cost the
     // producer sent (no price row) is the producer's word and stays (as in repricing).
@@ -271,7 +294,8 @@ export class Simulation {
         values,
         dimensions: event.dimensions,
       };
-      await engine.recordEvents(ws, [input]);
+      this.pending.push(input);
+      this.pendingCustomers.add(event.customer);
     } else {
       // Not admitted: priced all the same, so that the report can tell prices from denials.
       const priced = { ...values };
@@ -282,6 +306,14 @@ export class Simulation {
       }
       this.tally.priced(event.customer, priced.cost);
     }
+  }
+
+  private async flush(ws: string): Promise<void> {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.pendingCustomers.clear();
+    await this.engine.recordEvents(ws, batch);
   }
 
   private onAppend(events: EventToStore[], inserted: number[]): void {

@@ -6,11 +6,11 @@ import { invalid, notFound } from "../errors.js";
 import type { LedgerView } from "../ledger/types.js";
 import { bounds } from "../limits.js";
 import { createAccumulator, meterMatches } from "../meter/meter.js";
-import { DAY_MS, windowStartUtc } from "../period/calendar.js";
+import { DAY_MS, HOUR_MS, windowStartUtc } from "../period/calendar.js";
 import type { DeliveryAttempt, DeliveryRecord, DeliveryState, Store, WebhookRecord } from "../ports/store.js";
 import { formatPicoUsd } from "../pricing/money.js";
 import { type QuotaLimit, scopeTag } from "../quota/definitions.js";
-import type { MeterDef } from "../types.js";
+import type { MeterDef, UsageEvent } from "../types.js";
 import { type LevelReached, levelsReached } from "./levels.js";
 import {
   ALERT_TYPES,
@@ -79,8 +79,11 @@ export class AlertCenter implements UsageObserver {
   private readonly endpoints = new Map<string, Promise<WebhookRecord[]>>();
   private lastDaily: number | null = null;
   private lastWeekly: number | null = null;
+  private summarizing: Promise<number> | null = null;
   /** Called after an alert with at least one delivery is stored (the worker then polls at once). */
   onDeliveries: () => void = () => {};
+  /** Yields to other work between the hours of a usage summary's scan (the server: setImmediate). */
+  pause: () => Promise<void> = () => Promise.resolve();
   /** Failures of background raising (the store was unavailable): reported, retried at the next change. */
   onError: (error: unknown) => void = () => {};
 
@@ -284,7 +287,15 @@ export class AlertCenter implements UsageObserver {
    * week (Monday to Monday), once per customer with usage in it. Called by the server's scheduler
    * every poll; cheap when nothing is due. Idempotent (deterministic ids): a restart re-emits nothing.
    */
-  async summaryTick(): Promise<number> {
+  summaryTick(): Promise<number> {
+    // Single-flight: the poll loop does not wait for a tick, and a summary scan can take a while.
+    this.summarizing ??= this.summaryRound().finally(() => {
+      this.summarizing = null;
+    });
+    return this.summarizing;
+  }
+
+  private async summaryRound(): Promise<number> {
     const now = this.deps.clock.now();
     const dayEnd = windowStartUtc("day", now);
     const weekEnd = windowStartUtc("week", now);
@@ -327,7 +338,9 @@ export class AlertCenter implements UsageObserver {
         meters: Map<string, ReturnType<typeof createAccumulator>>;
       }
     >();
-    await this.deps.store.scanEvents(workspaceId, { from: window.start, to: window.end }, (e, seq) => {
+    // An hour at a time, yielding between hours: a day of raw events is read without holding up
+    // requests for the whole scan.
+    const visit = (e: UsageEvent, seq: number) => {
       let c = perCustomer.get(e.customer);
       if (!c) {
         c = { events: 0, values: new Map(), meters: new Map() };
@@ -344,7 +357,12 @@ export class AlertCenter implements UsageObserver {
         }
         acc.add(e, seq);
       }
-    });
+    };
+    for (let from = window.start; from < window.end; from += HOUR_MS) {
+      const to = Math.min(from + HOUR_MS, window.end);
+      await this.deps.store.scanEvents(workspaceId, { from, to }, visit);
+      await this.pause();
+    }
     let raised = 0;
     const at = this.deps.clock.now();
     for (const [customer, c] of [...perCustomer].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {

@@ -34,6 +34,7 @@ export function startWebhookService(engine: Engine, options: WebhookServiceOptio
     await worker.tick().catch((e) => onError(e, "webhook deliveries"));
   };
   engine.alerts.onError = (e) => onError(e, "raising an alert");
+  engine.alerts.pause = () => new Promise((resolve) => setImmediate(resolve));
   let timer: NodeJS.Timeout | undefined;
   if (interval > 0) {
     timer = setInterval(() => {

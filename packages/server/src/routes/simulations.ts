@@ -226,6 +226,12 @@ export class SimulationJobs {
     await this.queue;
   }
 
+  /** Stops the running and waiting simulations (they end as failed) and waits for them. */
+  async close(): Promise<void> {
+    for (const job of this.jobs.values()) job.simulation?.cancel();
+    await this.queue;
+  }
+
   private forgetOld(): void {
     for (const [id, job] of this.jobs) {
       if (this.jobs.size < simulationJobBounds.jobsMax) return;
@@ -256,6 +262,8 @@ export function presentSimulation(job: SimulationJob) {
 export function simulationRoutes(jobs: SimulationJobs) {
   return (app: FastifyInstance, _deps: RouteDeps) => {
     const r = typed(app);
+    // Before the store closes: a replay reads it until its last page.
+    app.addHook("onClose", () => jobs.close());
     r.post(
       "/v1/simulations",
       { schema: { body: SimulationBody, tags: ["simulations"] } },

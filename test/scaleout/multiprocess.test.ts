@@ -67,7 +67,8 @@ beforeAll(async () => {
     aggregation: "count",
   });
   expect(meter.status).toBe(201);
-  for (const c of ["acme", "beta", "gamma"]) expect((await api(0, "PUT", `/v1/customers/${c}`, {})).status).toBe(201);
+  for (const c of ["acme", "beta", "gamma"])
+    expect((await api(0, "PUT", `/v1/customers/${c}`, {})).status).toBe(201);
 }, 120_000);
 
 afterAll(async () => {
@@ -130,6 +131,8 @@ describe("several processes, one PostgreSQL and one Redis", () => {
       limit: 60,
       window_seconds: 60,
       algorithm: "sliding_window",
+      // Every customer has this one; open, so that without Redis only the quotas below decide.
+      fail_mode: "open",
     });
     expect(put.status, put.text).toBe(201);
     const results = await Promise.all(
@@ -142,7 +145,7 @@ describe("several processes, one PostgreSQL and one Redis", () => {
     for (const r of results.filter((r) => !r.body.allowed)) expect(r.body.code).toBe("RATE_LIMIT_EXCEEDED");
   }, 60_000);
 
-  it("Redis stopped mid-run: checks fail closed, recorded events are kept; Redis back empty: counters equal PostgreSQL, holds come back", async () => {
+  it("Redis stopped mid-run: closed limits deny, open allow (degraded), recorded events are kept; Redis back empty: counters equal PostgreSQL, holds come back", async () => {
     const put = await api(0, "PUT", "/v1/limits/gamma-cap", {
       customer: "gamma",
       meter: "requests",
@@ -168,13 +171,46 @@ describe("several processes, one PostgreSQL and one Redis", () => {
       );
     expect(await state(2)).toMatchObject({ used: 30, reserved: 1 });
 
+    // delta: an open limit on tier=free events, a closed one on tier=paid events.
+    expect((await api(0, "PUT", "/v1/customers/delta", {})).status).toBe(201);
+    for (const [id, mode, tier] of [
+      ["delta-open", "open", "free"],
+      ["delta-closed", "closed", "paid"],
+    ] as const) {
+      const res = await api(0, "PUT", `/v1/limits/${id}`, {
+        customer: "delta",
+        meter: "requests",
+        amount: 1000,
+        period: "day",
+        fail_mode: mode,
+        filter: { tier },
+      });
+      expect(res.status, res.text).toBe(201);
+    }
+    const deltaCheck = (i: number, tier: string) =>
+      api(i, "POST", "/v1/check", {
+        event: { type: "llm.completion", customer: "delta", dimensions: { tier } },
+      });
+    for (let i = 0; i < 3; i++) {
+      expect((await deltaCheck(i, "free")).body).toEqual(expect.objectContaining({ allowed: true }));
+      expect((await deltaCheck(i, "free")).body.degraded).toBeUndefined();
+    }
+
     await stopRedis();
-    // Without Redis a check cannot be answered exactly: it is refused (503), never a wrong answer.
+    // Without Redis each limit's fail_mode answers (closed by default), and the answer says so.
     const during = await api(2, "POST", "/v1/check", {
       event: { type: "llm.completion", customer: "gamma" },
     });
-    expect(during.status).toBe(503);
-    expect(during.body.error.code).toBe("UNAVAILABLE");
+    expect(during.status, during.text).toBe(200);
+    expect(during.body).toMatchObject({ allowed: false, code: "UNAVAILABLE", degraded: true });
+    for (let i = 0; i < 3; i++) {
+      expect((await deltaCheck(i, "free")).body).toMatchObject({ allowed: true, degraded: true });
+      expect((await deltaCheck(i, "paid")).body).toMatchObject({
+        allowed: false,
+        code: "UNAVAILABLE",
+        degraded: true,
+      });
+    }
     // Usage keeps being recorded: PostgreSQL is the source of truth.
     const rec = await api(1, "POST", "/v1/events", { events: events(30, 20) });
     expect(rec.status, rec.text).toBe(202);
@@ -188,6 +224,8 @@ describe("several processes, one PostgreSQL and one Redis", () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(back!.status, back!.text).toBe(200);
+    expect(back!.body.degraded).toBeUndefined();
+    expect((await deltaCheck(1, "paid")).body).toMatchObject({ allowed: true });
     // Counters rebuilt from PostgreSQL: the 50 recorded events; the active reservation's hold is back.
     const meterTotal = await api(0, "GET", "/v1/meters/requests/query?customer=gamma");
     expect(meterTotal.body.data[0].value).toBe(50);

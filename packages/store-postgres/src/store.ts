@@ -11,9 +11,9 @@ import type {
   NewDelivery,
   RecordKind,
   ReservationRecord,
-  Store,
   RollupQuery,
   RollupTotals,
+  Store,
   StoredRecord,
   UsageEvent,
   UsageRollupRow,
@@ -838,6 +838,7 @@ async function insertLedger(
      ORDER BY u.ord
      ON CONFLICT DO NOTHING`,
     [
+      ws,
       entries.map(([c]) => c),
       entries.map(([, e]) => (e.kind === "minimum_balance" ? null : e.idempotencyKey)),
       entries.map(([, e]) => e.kind),

@@ -20,10 +20,10 @@ import {
   notFound,
   periodWindow,
   type QuotaLimit,
-  RETRY_NEVER,
   type RateLimit,
   type RateLimitConfig,
   type RateLimitDecision,
+  RETRY_NEVER,
   type ReservationRecord,
   type Store,
   TollgateError,
@@ -107,6 +107,8 @@ export class RedisLimiter implements LimiterPort {
   /** Last value seen per key (and field): the expected values of the next check. */
   private readonly seen = new Map<string, string>();
   private readonly committing = new Map<string, Promise<unknown>>();
+  /** Checks answered by fail_mode because Redis was unreachable (for /metrics). */
+  degradedChecks = 0;
 
   constructor(context: LimiterContext, options: RedisLimiterOptions) {
     this.store = context.store;
@@ -283,6 +285,10 @@ export class RedisLimiter implements LimiterPort {
   ): Promise<CheckResult> {
     const { record, ...answer } = result;
     if (!record) return answer;
+    if ((answer as { degraded?: boolean }).degraded) {
+      await this.store.saveReservation(workspaceId, record);
+      return answer;
+    }
     try {
       await Promise.all([
         this.store.saveReservation(workspaceId, record),
@@ -304,9 +310,13 @@ export class RedisLimiter implements LimiterPort {
   ): Promise<(CheckResult & { record?: ReservationRecord }) | "DEFS"> {
     let version = this.versions.get(workspaceId);
     if (version === undefined) {
-      version = (await this.call(() => this.redis.get(this.versionKey(workspaceId)))) ?? "0";
-      this.invalidateHere(workspaceId);
-      this.versions.set(workspaceId, version);
+      try {
+        version = (await this.call(() => this.redis.get(this.versionKey(workspaceId)))) ?? "0";
+        this.invalidateHere(workspaceId);
+        this.versions.set(workspaceId, version);
+      } catch {
+        version = "?"; // Redis unreachable: the check below answers by fail_mode
+      }
     }
     const book = this.book.peek(workspaceId) ?? (await this.book.get(workspaceId));
     const set = book.effective(customer.id, customer.plan);
@@ -486,9 +496,15 @@ export class RedisLimiter implements LimiterPort {
           ttl: reserve.ttlMs + 60_000,
         };
       }
-      const reply = await this.call(() =>
-        this.redis.tgCheck(keys.length, ...keys, t, apply, JSON.stringify(spec)),
-      );
+      let reply: CheckReply;
+      try {
+        reply = await this.call(() =>
+          this.redis.tgCheck(keys.length, ...keys, t, apply, JSON.stringify(spec)),
+        );
+      } catch (error) {
+        // Redis unreachable: each limit's fail_mode answers, and the answer says it is degraded.
+        return this.degraded(workspaceId, customer, event, reserve, quotas, rates, slots, t, error);
+      }
       const [status, body] = reply;
       if (status === "DEFS") {
         this.invalidateHere(workspaceId);
@@ -514,7 +530,9 @@ export class RedisLimiter implements LimiterPort {
           this.seen.set(s.key, actual.c[i]![0]);
           this.seen.set(`${s.key}\u0000first`, actual.c[i]![1]);
         });
-        rates.forEach((r, i) => this.seen.set(r.key, actual.r[i] ?? ""));
+        rates.forEach((r, i) => {
+          this.seen.set(r.key, actual.r[i] ?? "");
+        });
         continue;
       }
       // OK: what was applied is now the current state.
@@ -537,6 +555,73 @@ export class RedisLimiter implements LimiterPort {
       };
     }
     throw new TollgateError("UNAVAILABLE", "too much contention on these limits; retry", {});
+  }
+
+  /**
+   * The answer without Redis: a `closed` limit (the default) denies, an `open` one allows; nothing is
+   * counted or held in Redis (an admitted reservation is stored with no holds: its usage counts when
+   * committed). `degraded: true` says so; degradedChecks counts these answers.
+   */
+  private degraded(
+    workspaceId: string,
+    customer: CustomerContext,
+    event: CheckEvent,
+    reserve: { ttlMs: number } | null,
+    quotas: QuotaItem[],
+    rates: { limit: RateLimit }[],
+    slots: { limit: ConcurrencyLimit }[],
+    t: number,
+    error: unknown,
+  ): CheckResult & { record?: ReservationRecord; degraded: true } {
+    this.degradedChecks++;
+    const outcomes: LimitOutcome[] = [];
+    let code: ErrorCode | undefined;
+    const all: {
+      limit: QuotaLimit | RateLimit | ConcurrencyLimit;
+      kind: LimitOutcome["kind"];
+      amount: number;
+    }[] = [
+      ...quotas.map((q) => ({ limit: q.limit, kind: "quota" as const, amount: q.limit.amount })),
+      ...rates.map((r) => ({ limit: r.limit, kind: "rate" as const, amount: r.limit.limit })),
+      ...slots.map((c) => ({ limit: c.limit, kind: "concurrency" as const, amount: c.limit.max })),
+    ];
+    for (const { limit, kind, amount } of all) {
+      const allowed = limit.failMode === "open" || limit.enforcement !== "hard";
+      if (!allowed) code ??= "UNAVAILABLE";
+      outcomes.push({
+        id: limit.id,
+        kind,
+        enforcement: limit.enforcement,
+        allowed,
+        exceeded: false,
+        limit: amount,
+        remaining: 0,
+        resetAt: null,
+        retryAfterMs: allowed ? null : 1000,
+      });
+    }
+    if (code !== undefined) return { allowed: false, code, limits: outcomes, degraded: true };
+    if (!reserve) return { allowed: true, limits: outcomes, degraded: true };
+    void error;
+    const record: ReservationRecord = {
+      id: this.newId(),
+      state: "active",
+      customer: customer.id,
+      event: { type: event.type, values: event.values, dimensions: event.dimensions },
+      holds: [],
+      leases: [],
+      rateCharges: [],
+      createdAt: t,
+      expiresAt: t + reserve.ttlMs,
+    };
+    void workspaceId;
+    return {
+      allowed: true,
+      limits: outcomes,
+      reservation: { id: record.id, expiresAt: record.expiresAt },
+      record,
+      degraded: true,
+    };
   }
 
   /** Loads one quota counter from the durable store (a snapshot scan), unless another process did. */

@@ -30,6 +30,8 @@ export function checkRoutes(app: FastifyInstance, { engine }: RouteDeps) {
       allowed: result.allowed,
       ...(result.code ? { code: result.code } : {}),
       limits: result.limits.map(presentOutcome),
+      // A limiter whose state store is unreachable answers by each limit's fail_mode (API.md).
+      ...((result as { degraded?: boolean }).degraded ? { degraded: true } : {}),
       ...(result.reservation
         ? {
             reservation: {

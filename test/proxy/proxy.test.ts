@@ -363,6 +363,28 @@ describe("proxy: a stream stops at the customer's hard limit", () => {
     expect(await limitState(c.customer, "out-500")).toMatchObject({ used: delivered, reserved: 0 });
   });
 
+  it("Responses API: the stream ends with an error event the openai client throws", async () => {
+    const c = await customer();
+    await env.api("PUT", "/v1/limits/out-50", {
+      customer: c.customer,
+      meter: "output",
+      amount: 50,
+      period: "month",
+    });
+    env.upstream.scenario = { inputTokens: 4, outputTokens: 300, chunkTokens: 4, delayMs: 1 };
+    const stream = await openai(c.key).responses.create({ model: "gpt-4o-mini", input: "go", stream: true });
+    let text = "";
+    const error = await (async () => {
+      for await (const ev of stream) if (ev.type === "response.output_text.delta") text += ev.delta;
+    })().catch((e) => e);
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    const delivered = text.split(" tok").length - 1;
+    expect(delivered).toBeLessThanOrEqual(50);
+    expect(delivered).toBeGreaterThan(50 - 4);
+    expect(env.upstream.requests[0]!.body.max_output_tokens).toBe(50);
+    expect((await onlyEvent(c.customer)).values.tokens_out).toBe(delivered);
+  });
+
   it("the room is held: a second call while the first streams cannot spend it again", async () => {
     const c = await customer();
     await env.api("PUT", "/v1/limits/out-300", {

@@ -3,7 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DASHBOARD_DIR, resolveAsset } from "../../packages/server/src/routes/dashboard.js";
+import Fastify from "fastify";
+import type { RouteDeps } from "../../packages/server/src/routes/common.js";
+import { DASHBOARD_DIR, dashboardRoutes, resolveAsset } from "../../packages/server/src/routes/dashboard.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 /** The server's static route for the dashboard (packages/server/src/routes/dashboard.ts). */
@@ -120,6 +122,26 @@ describe("resolveAsset", () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
       rmSync(outside, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("dashboardRoutes", () => {
+  it("serves a file again once it changes on disk, with a new ETag", async () => {
+    const root = mkdtempSync(join(tmpdir(), "tollgate-assets-"));
+    const app = Fastify();
+    try {
+      dashboardRoutes(root)(app, {} as RouteDeps);
+      writeFileSync(join(root, "a.js"), "1");
+      const first = await app.inject({ url: "/dashboard/a.js" });
+      expect(first.body).toBe("1");
+      writeFileSync(join(root, "a.js"), "22");
+      const second = await app.inject({ url: "/dashboard/a.js" });
+      expect(second.body).toBe("22");
+      expect(second.headers.etag).not.toBe(first.headers.etag);
+    } finally {
+      await app.close();
+      rmSync(root, { recursive: true, force: true });
     }
   });
 });

@@ -67,7 +67,9 @@ export function barChart(o) {
   const slot = plotW / Math.max(1, bars.length);
   const barW = Math.max(2, slot * 0.72);
   const y = (/** @type {number} */ v) => PAD.top + plotH - (top === 0 ? 0 : (v / top) * plotH);
-  const every = Math.ceil(bars.length / 10);
+  // As many labels as fit (12px text: about 7 units a character, plus a gap), spread evenly.
+  const labelW = Math.max(...bars.map((b) => b.label.length), 1) * 7 + 12;
+  const every = Math.ceil(bars.length / Math.max(2, Math.floor(plotW / labelW)));
 
   const svg = s(
     "svg",

@@ -27,6 +27,10 @@ const DAY_MS = 86_400_000;
 
 /** @typedef {"tokens" | "requests" | "cost"} Metric */
 
+/** A narrower drawing on a phone, so that the chart's text stays readable once scaled down. */
+const chartWidth = (/** @type {number} */ wide) =>
+  window.matchMedia("(max-width: 600px)").matches ? 400 : wide;
+
 /**
  * @param {import("../app.js").ViewContext} ctx
  */
@@ -340,6 +344,7 @@ function dailyCard(daily, metric, ranged, rangeError) {
       description: `${bars.length} days from ${daily.from.slice(0, 10)}; total ${metricOf(totalsRow(daily.data), metric).text}.`,
       bars,
       metricLabel: m.label,
+      width: chartWidth(720),
     }),
   );
 }
@@ -397,7 +402,7 @@ function weeklyCard(weekly, metric) {
       bars,
       metricLabel: m.label,
       noteLabel: "Week over week",
-      width: 480,
+      width: chartWidth(480),
     }),
   );
 }
@@ -443,7 +448,7 @@ function monthlyCard(monthly, metric) {
       metricLabel: m.label,
       noteLabel: "Month over month",
       trend: true,
-      width: 480,
+      width: chartWidth(480),
     }),
   );
 }

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readFile, realpath } from "node:fs/promises";
+import { readFile, realpath, stat } from "node:fs/promises";
 import { extname, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { TollgateError } from "@tollgate/core";
@@ -35,6 +35,8 @@ interface Asset {
   body: Buffer;
   type: string;
   etag: string;
+  /** The file's mtime and size when read: a changed file is read again. */
+  version: string;
 }
 
 /**
@@ -61,16 +63,21 @@ export async function resolveAsset(root: string, requested: string): Promise<str
 }
 
 export function dashboardRoutes(root: string = DASHBOARD_DIR) {
-  // Small files, read once: the cache holds at most the files that exist under root.
+  // Small files kept in memory (at most the files that exist under root), read again when one
+  // changes on disk: one stat per request.
   const cache = new Map<string, Asset>();
   async function load(path: string): Promise<Asset> {
+    const st = await stat(path);
+    if (!st.isFile()) throw new Error("not a file");
+    const version = `${st.mtimeMs}:${st.size}`;
     let asset = cache.get(path);
-    if (!asset) {
+    if (!asset || asset.version !== version) {
       const body = await readFile(path);
       asset = {
         body,
         type: CONTENT_TYPES[extname(path).toLowerCase()] ?? "application/octet-stream",
         etag: `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`,
+        version,
       };
       cache.set(path, asset);
     }

@@ -26,23 +26,73 @@ const rangeArb = fc
   .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as const);
 
 describe("planReads", () => {
-  it("covers [from, to) exactly once, with day reads on whole UTC days", () => {
+  it("covers [from, to) exactly once (subtracted hours counted negative), days on whole UTC days", () => {
     fc.assert(
       fc.property(rangeArb, fc.constantFrom(...GRANULARITIES), ([from, to], g) => {
         const reads = planReads(from, to, g);
-        let at = from;
+        const cover = new Map<number, number>();
         for (const r of reads) {
-          expect(r.from).toBe(at);
           expect(r.to).toBeGreaterThan(r.from);
           if (r.resolution === "day") {
             expect(r.from % DAY_MS).toBe(0);
             expect(r.to % DAY_MS).toBe(0);
+            expect(r.subtract).toBeUndefined();
           }
           if (g === "hour") expect(r.resolution).toBe("hour");
-          at = r.to;
+          for (let h = r.from; h < r.to; h += HOUR_MS)
+            cover.set(h, (cover.get(h) ?? 0) + (r.subtract ? -1 : 1));
         }
-        expect(at).toBe(to);
+        const wrong: string[] = [];
+        for (const [h, n] of cover)
+          if (n !== (h >= from && h < to ? 1 : 0)) wrong.push(new Date(h).toISOString());
+        for (let h = from; h < to; h += HOUR_MS)
+          if (cover.get(h) !== 1) wrong.push(new Date(h).toISOString());
+        expect(wrong).toEqual([]);
+        // At most half a day of hour rows at each end.
+        const hours = reads.filter((r) => r.resolution === "hour" && g !== "hour");
+        for (const r of hours)
+          if (planReads(from, to, g).some((x) => x.resolution === "day"))
+            expect(r.to - r.from).toBeLessThanOrEqual(12 * HOUR_MS);
       }),
+    );
+  });
+
+  it("merging its reads equals merging the hour rows of the range", () => {
+    fc.assert(
+      fc.property(
+        fc.array(rowArb, { maxLength: 80 }),
+        rangeArb,
+        fc.constantFrom(...GRANULARITIES),
+        fc.subarray(["customer", "model"]),
+        (rows, [from, to], granularity, groupBy) => {
+          const hourRows = rows.map(toTotals);
+          // The day table: hour rows added up per UTC day, customer and dimensions.
+          const days = new Map<string, RollupTotals>();
+          for (const r of hourRows) {
+            const day = Math.floor(r.bucket / DAY_MS) * DAY_MS;
+            const k = `${day}|${r.customer}|${r.dimensions}`;
+            const d = days.get(k);
+            if (!d) days.set(k, { ...r, bucket: day });
+            else {
+              d.events += r.events;
+              d.tokensIn += r.tokensIn;
+              d.tokensOut += r.tokensOut;
+              d.steps += r.steps;
+              d.cost += r.cost;
+            }
+          }
+          const o = { granularity, from, to, groupBy, filter: {} };
+          const viaReads = new UsageMerger(o);
+          for (const read of planReads(from, to, granularity)) {
+            const table = read.resolution === "hour" ? hourRows : [...days.values()];
+            for (const r of table)
+              if (r.bucket >= read.from && r.bucket < read.to) viaReads.add(r, read.subtract === true);
+          }
+          const direct = new UsageMerger(o);
+          for (const r of hourRows) if (r.bucket >= from && r.bucket < to) direct.add(r);
+          expect(viaReads.take()).toEqual(direct.take());
+        },
+      ),
     );
   });
 
@@ -50,9 +100,9 @@ describe("planReads", () => {
     const from = Date.UTC(2026, 9, 24, 5);
     const to = Date.UTC(2026, 10, 23, 5);
     expect(planReads(from, to, null)).toEqual([
-      { resolution: "hour", from, to: Date.UTC(2026, 9, 25) },
-      { resolution: "day", from: Date.UTC(2026, 9, 25), to: Date.UTC(2026, 10, 23) },
+      { resolution: "day", from: Date.UTC(2026, 9, 24), to: Date.UTC(2026, 10, 23) },
       { resolution: "hour", from: Date.UTC(2026, 10, 23), to },
+      { resolution: "hour", from: Date.UTC(2026, 9, 24), to: from, subtract: true },
     ]);
     expect(() => planReads(from + 1, to, null)).toThrow(RangeError);
   });

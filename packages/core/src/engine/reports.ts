@@ -89,13 +89,15 @@ export class Reports {
         const merger = new UsageMerger({ granularity, from, to, groupBy, filter });
         for (const read of planReads(start, end, granularity)) {
           const totals = await store.queryRollups(workspaceId, {
-            ...read,
+            resolution: read.resolution,
+            from: read.from,
+            to: read.to,
             customer: q.customer,
             types,
             byCustomer,
             byBucket: granularity !== null,
           });
-          for (const t of totals) merger.add(t);
+          for (const t of totals) merger.add(t, read.subtract === true);
         }
         yield* merger.take();
       }

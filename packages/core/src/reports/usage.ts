@@ -58,16 +58,25 @@ export function addTotals(into: UsageTotals, t: UsageTotals): void {
   into.cost += t.cost;
 }
 
-/** One read of the rollups: whole hours, or whole UTC days (24 times fewer rows). */
+/**
+ * One read of the rollups: whole hours, or whole UTC days (24 times fewer rows). A `subtract` read
+ * takes its hours away again: a ragged end of more than half a day is read as its whole day minus
+ * the hours outside the range (exact: sums subtract).
+ */
 export interface RollupRead {
   resolution: RollupResolution;
   from: number;
   to: number;
+  subtract?: true;
 }
+
+/** A ragged end longer than this is read as a whole day minus the rest of it. */
+const EDGE_HOURS_MAX = 12;
 
 /**
  * The rollup reads that cover [from, to) (whole hours) exactly: hours for an hourly report, else
- * whole UTC days in the middle and hours at the ragged ends.
+ * whole UTC days, and at each ragged end either its hours or (when that is more than half a day)
+ * its whole day minus the hours outside the range.
  */
 export function planReads(from: number, to: number, granularity: Granularity | null): RollupRead[] {
   if (from % HOUR_MS !== 0 || to % HOUR_MS !== 0) throw new RangeError("reports read whole hours");
@@ -76,10 +85,19 @@ export function planReads(from: number, to: number, granularity: Granularity | n
   const dayFrom = Math.ceil(from / DAY_MS) * DAY_MS;
   const dayTo = Math.floor(to / DAY_MS) * DAY_MS;
   if (dayFrom >= dayTo) return [{ resolution: "hour", from, to }];
+  // Each ragged end: its own hours, or its whole day minus the hours outside the range.
+  const headAsDay = (dayFrom - from) / HOUR_MS > EDGE_HOURS_MAX;
+  const tailAsDay = (to - dayTo) / HOUR_MS > EDGE_HOURS_MAX;
   const reads: RollupRead[] = [];
-  if (from < dayFrom) reads.push({ resolution: "hour", from, to: dayFrom });
-  reads.push({ resolution: "day", from: dayFrom, to: dayTo });
-  if (dayTo < to) reads.push({ resolution: "hour", from: dayTo, to });
+  if (from < dayFrom && !headAsDay) reads.push({ resolution: "hour", from, to: dayFrom });
+  reads.push({
+    resolution: "day",
+    from: headAsDay ? dayFrom - DAY_MS : dayFrom,
+    to: tailAsDay ? dayTo + DAY_MS : dayTo,
+  });
+  if (dayTo < to && !tailAsDay) reads.push({ resolution: "hour", from: dayTo, to });
+  if (headAsDay) reads.push({ resolution: "hour", from: dayFrom - DAY_MS, to: from, subtract: true });
+  if (tailAsDay) reads.push({ resolution: "hour", from: to, to: dayTo + DAY_MS, subtract: true });
   return reads;
 }
 
@@ -140,11 +158,19 @@ export class UsageMerger {
     return d;
   }
 
-  add(r: RollupTotals): void {
+  /** Adds a rollup row; with `subtract`, takes it away (see RollupRead). */
+  add(r: RollupTotals, subtract = false): void {
     const dims = this.dims(r.dimensions);
     if (dims === null) return;
     const g = this.o.granularity;
-    const periodStart = g === null ? this.o.from : windowStartUtc(g, r.bucket);
+    // A subtracted hour lies outside the range: it belongs to the period of the day it is taken from.
+    const at =
+      subtract && r.bucket < this.o.from
+        ? this.o.from
+        : subtract && r.bucket >= this.o.to
+          ? this.o.to - 1
+          : r.bucket;
+    const periodStart = g === null ? this.o.from : windowStartUtc(g, at);
     const group = this.o.groupBy.map((name) => (name === "customer" ? r.customer : (dims[name] ?? null)));
     const key = `${periodStart}\u0000${JSON.stringify(group)}`;
     let cell = this.cells.get(key);
@@ -154,6 +180,14 @@ export class UsageMerger {
       this.cells.set(key, cell);
     }
     const t = cell.totals;
+    if (subtract) {
+      t.tokensIn -= r.tokensIn;
+      t.tokensOut -= r.tokensOut;
+      t.steps -= r.steps;
+      t.requests -= r.events;
+      t.cost -= r.cost;
+      return;
+    }
     t.tokensIn += r.tokensIn;
     t.tokensOut += r.tokensOut;
     t.steps += r.steps;
@@ -163,9 +197,10 @@ export class UsageMerger {
 
   /** The rows so far, in period then group order (a missing dimension first), and forgets them. */
   take(): UsageRow[] {
-    const rows = [...this.cells.values()].sort(
-      (a, b) => a.periodStart - b.periodStart || compareGroups(a.group, b.group),
-    );
+    // A group whose events were all in subtracted hours is left with nothing: not a row.
+    const rows = [...this.cells.values()]
+      .filter((r) => r.totals.requests !== 0n)
+      .sort((a, b) => a.periodStart - b.periodStart || compareGroups(a.group, b.group));
     this.cells.clear();
     return rows;
   }

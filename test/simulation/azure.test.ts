@@ -247,4 +247,29 @@ describe("simulation over the Azure trace", () => {
     expect(section.status).toBe(400);
     expect((await t.api("GET", "/v1/simulations/sim_nope")).status).toBe(404);
   });
+
+  it("is for admins, and a workspace sees only its own simulations", async () => {
+    const started = await t.api("POST", "/v1/simulations", { from: FROM, to: TO, config: {} });
+    expect(started.status).toBe(202);
+    const done = await waitDone(t, started.body.id);
+    expect(done.result.totals.denied).toBe(0); // the live plan alone denies nothing
+    const service = await t.api("POST", "/v1/api-keys", { name: "svc", role: "service" });
+    expect(service.status).toBe(201);
+    const asService = { key: service.body.key as string };
+    expect(
+      (await t.api("POST", "/v1/simulations", { from: FROM, to: TO, config: {} }, asService)).status,
+    ).toBe(403);
+    expect((await t.api("GET", `/v1/simulations/${started.body.id}`, undefined, asService)).status).toBe(403);
+    const other = await t.server.engine.bootstrap("other");
+    const asOther = { key: other.adminKey! };
+    expect((await t.api("GET", `/v1/simulations/${started.body.id}`, undefined, asOther)).status).toBe(404);
+    // Another workspace's replay sees none of this one's events.
+    const empty = await t.api("POST", "/v1/simulations", { from: FROM, to: TO, config: {} }, asOther);
+    expect(empty.status).toBe(202);
+    const emptyDone = await waitDone(
+      { ...t, api: (m, p, b) => t.api(m, p, b, asOther) } as TestServer,
+      empty.body.id,
+    );
+    expect(emptyDone.result.totals.events).toBe(0);
+  });
 });

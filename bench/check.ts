@@ -11,6 +11,11 @@
  *       autocannon with the same connections and bodies rotating over the same keys, in alternating
  *       rounds (both servers idle while the other is measured) so that drifting load hits both.
  *   (c) memory per active rate-limit key (bench/check-memory.ts in a child with --expose-gc).
+ *   (d) shared state (scale-out): Engine.check over PostgreSQL + Redis (RedisLimiter, 3 limits, one
+ *       EVALSHA per check) — against rate-limiter-flexible's RateLimiterRedis.consume(key), 1 limit,
+ *       same keys, on the same private redis-server (a free port, started and stopped here); Redis
+ *       round trips per check counted from INFO commandstats. Needs PostgreSQL (TOLLGATE_BENCH_POSTGRES_URL,
+ *       default postgres://postgres@127.0.0.1:5432/test, a fresh schema dropped after) and redis-server.
  *
  *   npm run bench:check -- [--keys 10000] [--customers 1000] [--seconds 3] [--depth 64]
  *                          [--connections 50] [--http-seconds 10] [--memory-keys 200000] [--skip a,b,c]
@@ -27,7 +32,10 @@ import { type CheckResult, Engine } from "@tollgate/core";
 import { keyMinter } from "@tollgate/server";
 import { SqliteStore } from "@tollgate/store-sqlite";
 import autocannon from "autocannon";
-import { RateLimiterMemory } from "rate-limiter-flexible";
+import { PostgresStore } from "@tollgate/store-postgres";
+import { RedisLimiter } from "@tollgate/store-redis";
+import { Redis } from "ioredis";
+import { RateLimiterMemory, RateLimiterRedis } from "rate-limiter-flexible";
 import { Pool } from "undici";
 import { isValidTimeZone } from "../packages/cli/src/timezone.js";
 import type { MemoryRow } from "./check-memory.js";
@@ -496,7 +504,137 @@ function memory(): void {
   console.log("  target: <= 200 B per active key");
 }
 
+// ---- (d) shared state: PostgreSQL + Redis --------------------------------------------------------
+
+/**
+ * Round trips since the last CONFIG RESETSTAT, from INFO commandstats: a script (EVALSHA/EVAL) or a
+ * MULTI…EXEC transaction is one round trip (Redis counts the commands inside it too; they are left
+ * out). Only scripts and transactions are sent by either side in the measured loops.
+ */
+async function redisRoundTrips(admin: Redis): Promise<number> {
+  const info = await admin.info("commandstats");
+  let n = 0;
+  for (const m of info.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm))
+    if (m[1] === "evalsha" || m[1] === "eval" || m[1] === "exec") n += Number(m[2]);
+  return n;
+}
+
+async function sharedState(): Promise<void> {
+  const port = await freePort();
+  const server = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    {
+      stdio: "ignore",
+    },
+  );
+  const url = `redis://127.0.0.1:${port}`;
+  const admin = new Redis(url);
+  for (let i = 0; i < 100 && (await admin.ping().catch(() => "")) !== "PONG"; i++)
+    await new Promise((r) => setTimeout(r, 50));
+  const schema = `tg_bench_${process.pid}`;
+  const store = await PostgresStore.open({
+    url: process.env.TOLLGATE_BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test",
+    schema,
+  });
+  let limiter: RedisLimiter | undefined;
+  const rlfClient = new Redis(url);
+  try {
+    const engine = new Engine({
+      store,
+      clock: { now: () => Date.now() },
+      keys: keyMinter,
+      isValidTimeZone,
+      limiter: (ctx) => {
+        limiter = new RedisLimiter(ctx, { url, prefix: "bench" });
+        return limiter;
+      },
+    });
+    await engine.bootstrap(WS);
+    await engine.start();
+    await engine.putMeter(WS, "tokens", METER);
+    await engine.putPlan(WS, "pro", PLAN);
+    for (let i = 0; i < CUSTOMERS; i += 100) {
+      await Promise.all(
+        Array.from({ length: Math.min(100, CUSTOMERS - i) }, (_, j) =>
+          engine.putCustomer(WS, customer(i + j), { plan: "pro" }),
+        ),
+      );
+    }
+    const inputs = Array.from({ length: KEYS }, (_, i) => JSON.parse(JSON.stringify(checkBody(i))));
+    const names: string[] = Array.from({ length: KEYS }, (_, i) => key(i));
+    const tollgate = (i: number) => engine.check(WS, inputs[i]);
+    const tollgateAllowed = (r: CheckResult) => r.allowed && r.limits.length === 3;
+    const rlf = new RateLimiterRedis({
+      storeClient: rlfClient,
+      points: 6000,
+      duration: 60,
+      keyPrefix: "rlf",
+    });
+    const baseline = (i: number) => rlf.consume(names[i]!);
+    const baselineAllowed = () => true;
+    // First pass: every counter loaded from PostgreSQL into Redis, every state seen once.
+    for (let i = 0; i < KEYS; i++) {
+      const r = await tollgate(i);
+      if (!tollgateAllowed(r)) throw new Error(`warm-up check ${i} was not allowed with 3 limits`);
+    }
+    for (let i = 0; i < KEYS; i++) await baseline(i);
+    await admin.config("RESETSTAT");
+    let base = await sequential(baseline, baselineAllowed, SECONDS);
+    const baseTrips = (await redisRoundTrips(admin)) / base.calls;
+    await admin.config("RESETSTAT");
+    let tg = await sequential(tollgate, tollgateAllowed, SECONDS);
+    const tgTrips = (await redisRoundTrips(admin)) / tg.calls;
+    base = best(base, await sequential(baseline, baselineAllowed, SECONDS));
+    tg = best(tg, await sequential(tollgate, tollgateAllowed, SECONDS));
+    const baseC = await concurrent(baseline, baselineAllowed, SECONDS / 2, DEPTH);
+    await admin.config("RESETSTAT");
+    const tgC = await concurrent(tollgate, tollgateAllowed, SECONDS / 2, DEPTH);
+    const tgCTrips = (await redisRoundTrips(admin)) / tgC.calls;
+
+    console.log(
+      `(d) shared state, ${fmt(KEYS)} keys of ${fmt(CUSTOMERS)} customers round robin, best of 2 rounds of ${SECONDS} s`,
+    );
+    console.log(`    limits: ${PLAN_TEXT}`);
+    console.log("    stores: PostgresStore (fresh schema) + RedisLimiter; baseline on the same redis-server");
+    const line = (label: string, f: Figures, extra = "") =>
+      console.log(
+        `  ${label.padEnd(52)} ${fmt(f.rate).padStart(10)} checks/s` +
+          (Number.isNaN(f.p50) ? "" : `  p50 ${us(f.p50)}  p99 ${us(f.p99)}`) +
+          extra +
+          (f.denied ? `  (${fmt(f.denied)} denied!)` : ""),
+      );
+    line(
+      "baseline  RateLimiterRedis.consume, 1 limit, awaited",
+      base,
+      `  ${baseTrips.toFixed(2)} Redis round trips/check`,
+    );
+    line(
+      "tollgate  engine.check over Redis, 3 limits, awaited",
+      tg,
+      `  (${(tg.rate / base.rate).toFixed(2)}x baseline)  ${tgTrips.toFixed(2)} Redis round trips/check`,
+    );
+    line(`baseline  same, ${DEPTH} calls in flight`, baseC);
+    line(
+      `tollgate  same, ${DEPTH} calls in flight`,
+      tgC,
+      `  (${(tgC.rate / baseC.rate).toFixed(2)}x baseline)  ${tgCTrips.toFixed(2)} Redis round trips/check`,
+    );
+    console.log(
+      "  target: >= 1.0x baseline throughput while checking 3 limits, exactly 1 Redis round trip per check",
+    );
+  } finally {
+    await limiter?.close();
+    rlfClient.disconnect();
+    await store.dropSchema().catch(() => {});
+    await store.close();
+    admin.disconnect();
+    server.kill("SIGKILL");
+  }
+}
+
 console.log(`bench/check: node ${process.version}`);
 if (!skip.has("a")) await inProcess();
 if (!skip.has("b")) await overHttp();
 if (!skip.has("c")) memory();
+if (!skip.has("d")) await sharedState();

@@ -2,8 +2,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileS
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import Fastify from "fastify";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RouteDeps } from "../../packages/server/src/routes/common.js";
 import { DASHBOARD_DIR, dashboardRoutes, resolveAsset } from "../../packages/server/src/routes/dashboard.js";
 import { startTestServer, type TestServer } from "../support/server.js";

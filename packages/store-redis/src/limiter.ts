@@ -116,11 +116,9 @@ export class RedisLimiter implements LimiterPort {
     this.clock = context.clock;
     this.newId = context.newId;
     this.prefix = options.prefix ?? "tg";
-    const redis = new Redis(options.url, {
-      maxRetriesPerRequest: 1,
-      enableOfflineQueue: true,
-      lazyConnect: false,
-    });
+    // No offline queue: while Redis is unreachable a command fails at once, so fail_mode answers
+    // without waiting for reconnect attempts (restore() waits for the first connection).
+    const redis = new Redis(options.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
     redis.on("error", () => {}); // reconnects by itself; commands fail meanwhile (UNAVAILABLE)
     redis.defineCommand("tgCheck", { lua: CHECK_LUA });
     redis.defineCommand("tgFinish", { numberOfKeys: 2, lua: FINISH_LUA });
@@ -143,7 +141,7 @@ export class RedisLimiter implements LimiterPort {
         .then(() => this.redis.publish(`${this.prefix}:defs`, workspaceId))
         .catch(() => {});
     };
-    this.subscriber = redis.duplicate();
+    this.subscriber = redis.duplicate({ enableOfflineQueue: true });
     this.subscriber.on("error", () => {});
     this.subscriber.subscribe(`${this.prefix}:defs`).catch(() => {});
     this.subscriber.on("message", (_channel: string, workspaceId: string) => {
@@ -185,6 +183,16 @@ export class RedisLimiter implements LimiterPort {
 
   async restore(): Promise<number> {
     // Nothing to bring into this process: the state is in Redis (and rebuilt there when missing).
+    // Wait (a bounded while) for the first connection, so the first checks are not answered degraded.
+    if (this.redis.status !== "ready") {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 5_000);
+        this.redis.once("ready", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
     return 0;
   }
 

@@ -66,12 +66,15 @@ const NOT_ROLLED_UP = new Set(["run"]);
  * the retention that purges raw events while the rollups keep the usage. See docs/reports.md.
  */
 export class Reports {
-  private lastRetention = Number.NEGATIVE_INFINITY;
+  /** The first scheduled run is an hour after start (a server that just started has nothing urgent). */
+  private lastRetention: number;
 
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.lastRetention = clock.now();
+  }
 
   // ---- GET /v1/usage ----------------------------------------------------------------------------
 

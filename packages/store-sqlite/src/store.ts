@@ -470,9 +470,15 @@ export class SqliteStore implements Store {
         where.push(`customer IN (${scan.customers.map(() => "?").join(",")})`);
         params.push(...scan.customers);
       }
-      if (scan.from !== undefined) {
+      // The cursor's timestamp is the index range's lower bound: SQLite does not seek on the row
+      // value below (a page would scan from `from` every time).
+      const lower =
+        scan.after === undefined
+          ? scan.from
+          : Math.max(scan.from ?? scan.after.timestamp, scan.after.timestamp);
+      if (lower !== undefined) {
         where.push("ts >= ?");
-        params.push(scan.from);
+        params.push(lower);
       }
       if (scan.to !== undefined) {
         where.push("ts < ?");

@@ -74,6 +74,8 @@ interface FamilyRef {
   holds: string;
   start: number;
   end: number | null;
+  /** Rolling periods: counters per bucket (field group + "\u0003" + bucket start). */
+  rolling: { windowMs: number; bucketMs: number } | null;
   /** Scan bounds for a load. */
   from: number | undefined;
   to: number | undefined;
@@ -215,12 +217,31 @@ export class RedisLimiter implements LimiterPort {
     customer: CustomerContext,
     at: number,
   ): FamilyRef {
-    if (typeof limit.period === "object") {
-      throw new TollgateError("UNAVAILABLE", "rolling-period quotas are not supported with Redis yet", {
-        limit: limit.id,
-      });
-    }
     const subject = limit.scope.kind === "workspace" ? "*" : customer.id;
+    if (typeof limit.period === "object") {
+      // The same buckets as the in-memory Limiter: 60 per window, whole seconds.
+      const windowMs = limit.period.rolling_seconds * 1000;
+      const bucketMs = Math.max(1000, Math.ceil(windowMs / 60 / 1000) * 1000);
+      const identity = canonicalJson([
+        [meter.id, meter.eventType, meter.aggregation, meter.value, meter.filter],
+        limit.filter,
+        limit.groupBy,
+        limit.period,
+      ]);
+      const id = createHash("sha1").update(identity).digest("hex").slice(0, 24);
+      const tag = this.tagOf(workspaceId, subject);
+      return {
+        tag,
+        counter: this.key(tag, "q", id),
+        pending: this.key(tag, "p", id),
+        holds: this.key(tag, "h", id),
+        start: 0,
+        end: null,
+        rolling: { windowMs, bucketMs },
+        from: Math.floor((at - windowMs) / bucketMs) * bucketMs,
+        to: undefined,
+      };
+    }
     const zone = limit.scope.kind === "workspace" ? "UTC" : customer.timezone;
     const anchor = limit.scope.kind === "workspace" ? null : customer.billingAnchor;
     const w = periodWindow(limit.period, at, { timezone: zone, billingAnchor: anchor });
@@ -241,6 +262,7 @@ export class RedisLimiter implements LimiterPort {
       holds: this.key(tag, "h", id),
       start: w.start,
       end: w.end,
+      rolling: null,
       from: limit.period === "all_time" ? undefined : w.start,
       to: w.end ?? undefined,
     };
@@ -426,11 +448,13 @@ export class RedisLimiter implements LimiterPort {
         });
         specC.push([k(key), String(inUse), first]);
       }
-      const specQ: [number, number, string, string, string][] = [];
+      const specQ: (string | number)[][] = [];
       for (const q of quotas) {
-        const usedS = this.seen.get(`${q.family.counter}\u0000${q.groupKey}`) ?? "0";
+        const usedS =
+          this.seen.get(`${q.family.counter}\u0000${q.groupKey}`) ?? (q.family.rolling ? "" : "0");
         const heldS = this.seen.get(`${q.family.holds}\u0000${q.groupKey}`) ?? "0";
-        const used = Number(usedS);
+        const buckets = q.family.rolling ? parseBuckets(usedS) : null;
+        const used = buckets ? buckets.reduce((sum, [, v]) => sum + v, 0) : Number(usedS);
         const held = Number(heldS);
         const d = decideQuota({ amount: q.limit.amount, used, held }, q.cost, q.limit.enforcement);
         if (!d.allowed) code ??= "LIMIT_EXCEEDED";
@@ -444,12 +468,26 @@ export class RedisLimiter implements LimiterPort {
           used,
           reserved: held,
           remaining: d.remaining,
-          resetAt: q.family.end,
+          resetAt: q.family.rolling ? t + q.family.rolling.windowMs : q.family.end,
           retryAfterMs:
-            d.exceeded && q.limit.enforcement === "hard" && q.family.end !== null ? q.family.end - t : null,
+            !d.exceeded || q.limit.enforcement !== "hard"
+              ? null
+              : q.family.rolling
+                ? rollingRetryAfter(buckets!, q.family.rolling, q, used, held, t)
+                : q.family.end !== null
+                  ? q.family.end - t
+                  : null,
           ...(q.limit.groupBy.length ? { group: q.group } : {}),
         });
-        specQ.push([k(q.family.counter), k(q.family.holds), q.groupKey, usedS, heldS]);
+        const rw = q.family.rolling;
+        specQ.push([
+          k(q.family.counter),
+          k(q.family.holds),
+          q.groupKey,
+          usedS,
+          heldS,
+          ...(rw ? [rw.bucketMs, rw.windowMs] : []),
+        ]);
       }
       if (balance) {
         const b = balance.evaluate(t);
@@ -636,8 +674,10 @@ export class RedisLimiter implements LimiterPort {
   private async load(workspaceId: string, q: QuotaItem, customer: CustomerContext): Promise<void> {
     const { limit, meter, family } = q;
     const totals: Record<string, number> = {};
-    const add = (groupKey: string, amount: number) => {
-      totals[groupKey] = (totals[groupKey] ?? 0) + amount;
+    const rw = family.rolling;
+    const add = (groupKey: string, amount: number, at: number) => {
+      const field = rw ? `${groupKey}\u0003${Math.floor(at / rw.bucketMs) * rw.bucketMs}` : groupKey;
+      totals[field] = (totals[field] ?? 0) + amount;
     };
     const { asOfSeq } = await this.store.scanUsage(
       workspaceId,
@@ -649,17 +689,20 @@ export class RedisLimiter implements LimiterPort {
       },
       (e) => {
         if (quotaApplies(limit, meter, e))
-          add(canonicalJson(groupOf(limit, e.dimensions)), meterValue(meter, e));
+          add(canonicalJson(groupOf(limit, e.dimensions)), meterValue(meter, e), e.timestamp);
       },
       (r) => {
         if (!quotaApplies(limit, meter, r)) return;
         const amount =
           meter.aggregation === "count" ? r.events : meterValue(meter, r as unknown as UsageEvent);
-        add(canonicalJson(groupOf(limit, r.dimensions)), amount);
+        add(canonicalJson(groupOf(limit, r.dimensions)), amount, r.bucket);
       },
     );
-    const ttl =
-      family.end === null ? ALL_TIME_TTL_MS : Math.max(1, family.end - this.clock.now()) + COUNTER_GRACE_MS;
+    const ttl = rw
+      ? rw.windowMs + COUNTER_GRACE_MS
+      : family.end === null
+        ? ALL_TIME_TTL_MS
+        : Math.max(1, family.end - this.clock.now()) + COUNTER_GRACE_MS;
     await this.call(() =>
       this.redis.tgLoad(family.counter, family.pending, asOfSeq, ttl, JSON.stringify(totals)),
     );
@@ -811,9 +854,12 @@ export class RedisLimiter implements LimiterPort {
         const counted = new Set<string>();
         for (const limit of book.effective(customer.id, customer.plan).quotas) {
           const meter = book.meters.get(limit.meter);
-          if (!meter || typeof limit.period === "object" || !quotaApplies(limit, meter, e)) continue;
+          if (!meter || !quotaApplies(limit, meter, e)) continue;
           const f = this.family(workspaceId, limit, meter, customer, e.timestamp);
-          const groupKey = canonicalJson(groupOf(limit, e.dimensions));
+          const group = canonicalJson(groupOf(limit, e.dimensions));
+          const groupKey = f.rolling
+            ? `${group}\u0003${Math.floor(e.timestamp / f.rolling.bucketMs) * f.rolling.bucketMs}`
+            : group;
           const id = `${f.counter}\u0000${groupKey}`;
           if (counted.has(id)) continue;
           counted.add(id);
@@ -851,7 +897,9 @@ export class RedisLimiter implements LimiterPort {
     if (!(await this.call(() => this.redis.exists(f.counter)))) {
       await this.load(workspaceId, { limit, meter, family: f, group: {}, groupKey, cost: 0 }, customer);
     }
-    return Number((await this.call(() => this.redis.hget(f.counter, groupKey))) ?? "0");
+    if (!f.rolling) return Number((await this.call(() => this.redis.hget(f.counter, groupKey))) ?? "0");
+    const all = await this.call(() => this.redis.hgetall(f.counter));
+    return rollingSums(all, f.rolling, this.clock.now()).get(groupKey) ?? 0;
   }
 
   async quotaUsage(
@@ -867,15 +915,18 @@ export class RedisLimiter implements LimiterPort {
     const [counts, holds] = await this.call(() =>
       Promise.all([this.redis.hgetall(f.counter), this.redis.hgetall(f.holds)]),
     );
-    const groups = new Set<string>(
-      [...Object.keys(counts), ...Object.keys(holds)].filter((g) => g !== "_asof"),
-    );
+    const now = this.clock.now();
+    const sums = f.rolling
+      ? rollingSums(counts, f.rolling, now)
+      : new Map(Object.entries(counts).map(([g, v]) => [g, Number(v)]));
+    sums.delete("_asof");
+    const groups = new Set<string>([...sums.keys(), ...Object.keys(holds)]);
     if (groups.size === 0) groups.add(canonicalJson(groupOf(limit, {})));
     return [...groups].sort().map((g) => ({
       group: JSON.parse(g) as Record<string, string | null>,
-      used: Number(counts[g] ?? "0"),
+      used: sums.get(g) ?? 0,
       reserved: Number(holds[g] ?? "0"),
-      resetAt: f.end,
+      resetAt: f.rolling ? now + f.rolling.windowMs : f.end,
     }));
   }
 
@@ -919,6 +970,50 @@ export class RedisLimiter implements LimiterPort {
       });
     }
   }
+}
+
+function parseBuckets(s: string): [number, number][] {
+  if (s === "") return [];
+  return s.split(";").map((p) => {
+    const [b, v] = p.split(":");
+    return [Number(b), Number(v)] as [number, number];
+  });
+}
+
+/** The earliest instant at which enough old buckets have aged out for the request to fit (as core's Limiter). */
+function rollingRetryAfter(
+  buckets: [number, number][],
+  r: { windowMs: number; bucketMs: number },
+  q: { cost: number; limit: QuotaLimit },
+  used: number,
+  held: number,
+  now: number,
+): number | null {
+  let left = used;
+  for (const [start, amount] of buckets) {
+    left -= amount;
+    const fits = q.cost === 0 ? left + held < q.limit.amount : left + held + q.cost <= q.limit.amount;
+    if (fits) return Math.max(0, start + r.bucketMs + r.windowMs - now);
+  }
+  return null;
+}
+
+/** Usage per group of a rolling counter at `now`: buckets that overlap (now - window, now]. */
+function rollingSums(
+  fields: Record<string, string>,
+  r: { windowMs: number; bucketMs: number },
+  now: number,
+): Map<string, number> {
+  const sums = new Map<string, number>();
+  for (const [field, v] of Object.entries(fields)) {
+    const i = field.lastIndexOf("\u0003");
+    if (i < 0) continue;
+    const bucket = Number(field.slice(i + 1));
+    if (bucket + r.bucketMs <= now - r.windowMs) continue;
+    const g = field.slice(0, i);
+    sums.set(g, (sums.get(g) ?? 0) + Number(v));
+  }
+  return sums;
 }
 
 function tagOfKey(key: string): string {

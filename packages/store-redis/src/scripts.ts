@@ -49,7 +49,29 @@ if #missing > 0 then return {'LOAD', cjson.encode(missing)} end
 local actual = {q = {}, c = {}, r = {}}
 local stale = false
 for i, q in ipairs(spec.q) do
-  local used = redis.call('HGET', KEYS[q[1]], q[3]) or '0'
+  local used
+  if q[6] then
+    -- Rolling: the buckets (fields group .. "\\3" .. start) that overlap (now - window, now].
+    local all = redis.call('HGETALL', KEYS[q[1]])
+    local prefix = q[3] .. '\\3'
+    local live = {}
+    for j = 1, #all, 2 do
+      local f = all[j]
+      if string.sub(f, 1, #prefix) == prefix then
+        local b = string.sub(f, #prefix + 1)
+        if tonumber(b) + q[6] > now - q[7] then live[#live + 1] = {tonumber(b), b, all[j + 1]}
+        else redis.call('HDEL', KEYS[q[1]], f) end
+      end
+    end
+    table.sort(live, function(x, y) return x[1] < y[1] end)
+    local parts = {}
+    for j, l in ipairs(live) do parts[j] = l[2] .. ':' .. l[3] end
+    -- The live buckets ("start:amount;…", oldest first): the caller sums them and finds when
+    -- enough of them age out.
+    used = table.concat(parts, ';')
+  else
+    used = redis.call('HGET', KEYS[q[1]], q[3]) or '0'
+  end
   local held = redis.call('HGET', KEYS[q[2]], q[3]) or '0'
   actual.q[i] = {used, held}
   if used ~= q[4] or held ~= q[5] then stale = true end

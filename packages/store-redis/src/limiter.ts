@@ -109,6 +109,12 @@ export class RedisLimiter implements LimiterPort {
   /** Last value seen per key (and field): the expected values of the next check. */
   private readonly seen = new Map<string, string>();
   private readonly committing = new Map<string, Promise<unknown>>();
+  private readonly familyMemo = new WeakMap<
+    CustomerContext,
+    Map<QuotaLimit, { meter: MeterDef; workspaceId: string; ref: FamilyRef }>
+  >();
+  /** Per rate or concurrency limit object: subject → key (bounded). */
+  private readonly subjectKeys = new WeakMap<object, Map<string, string>>();
   /** Checks answered by fail_mode because Redis was unreachable (for /metrics). */
   degradedChecks = 0;
 
@@ -210,7 +216,39 @@ export class RedisLimiter implements LimiterPort {
     return this.key(tag, "m", "");
   }
 
+  /**
+   * Memoized per customer context and limit (the book's objects, replaced when definitions change)
+   * while `at` stays in the window: a check then neither computes the period window (time zones) nor
+   * hashes the counter's identity.
+   */
   private family(
+    workspaceId: string,
+    limit: QuotaLimit,
+    meter: MeterDef,
+    customer: CustomerContext,
+    at: number,
+  ): FamilyRef {
+    let memos = this.familyMemo.get(customer);
+    if (memos === undefined) {
+      memos = new Map();
+      this.familyMemo.set(customer, memos);
+    }
+    const m = memos.get(limit);
+    if (
+      m &&
+      m.meter === meter &&
+      m.workspaceId === workspaceId &&
+      m.ref.start <= at &&
+      at < (m.ref.end ?? Infinity)
+    )
+      return m.ref;
+    const ref = this.familyUncached(workspaceId, limit, meter, customer, at);
+    if (memos.size > 64) memos.clear();
+    memos.set(limit, { meter, workspaceId, ref });
+    return ref;
+  }
+
+  private familyUncached(
     workspaceId: string,
     limit: QuotaLimit,
     meter: MeterDef,
@@ -235,7 +273,7 @@ export class RedisLimiter implements LimiterPort {
         counter: this.key(tag, "q", id),
         pending: this.key(tag, "p", id),
         holds: this.key(tag, "h", id),
-        start: 0,
+        start: Number.NEGATIVE_INFINITY,
         end: null,
         rolling: { windowMs, bucketMs },
         from: Math.floor((at - windowMs) / bucketMs) * bucketMs,
@@ -279,6 +317,15 @@ export class RedisLimiter implements LimiterPort {
     const subject =
       limit.subject === "key" ? dimensions.key : limit.subject === "customer" ? customerId : "*";
     if (subject === undefined) return null;
+    let keys = this.subjectKeys.get(limit);
+    if (keys === undefined) {
+      keys = new Map();
+      this.subjectKeys.set(limit, keys);
+    }
+    const memoKey = `${workspaceId}\u0001${customerId}\u0001${subject}`;
+    const known = keys.get(memoKey);
+    if (known !== undefined) return known;
+    if (keys.size > 10_000) keys.clear();
     const scope = limit.scope.kind === "workspace" ? "ws" : limit.scope.kind;
     // A rate state only means something under its config: the config is part of the key.
     const id = createHash("sha1")
@@ -286,7 +333,9 @@ export class RedisLimiter implements LimiterPort {
       .digest("hex")
       .slice(0, 24);
     const tag = this.tagOf(workspaceId, limit.subject === "customer" ? customerId : "*");
-    return this.key(tag, kind === "rate" ? "r" : "c", id);
+    const key = this.key(tag, kind === "rate" ? "r" : "c", id);
+    keys.set(memoKey, key);
+    return key;
   }
 
   // ---- check -----------------------------------------------------------------------------------
@@ -684,7 +733,7 @@ export class RedisLimiter implements LimiterPort {
       {
         types: [meter.eventType],
         customer: limit.scope.kind === "workspace" ? undefined : customer.id,
-        from: family.from,
+        from: rw ? Math.floor((this.clock.now() - rw.windowMs) / rw.bucketMs) * rw.bucketMs : family.from,
         to: family.to,
       },
       (e) => {

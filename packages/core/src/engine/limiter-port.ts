@@ -4,13 +4,7 @@ import type { ConcurrencyLimit, QuotaLimit, RateLimit } from "../quota/definitio
 import type { RateLimitDecision } from "../ratelimit/index.js";
 import type { MeterDef, UsageEvent } from "../types.js";
 import type { LimitBook } from "./book.js";
-import type {
-  BalanceGate,
-  CheckEvent,
-  CheckResult,
-  CustomerContext,
-  UsageObserver,
-} from "./limiter.js";
+import type { BalanceGate, CheckEvent, CheckResult, CustomerContext, UsageObserver } from "./limiter.js";
 
 /**
  * What the Engine (and the server's sweeper and routes) use of a limiter: the in-memory Limiter of one

@@ -3,6 +3,7 @@ import {
   csvLine,
   formatInstant,
   formatPicoUsd,
+  monthlyOverage,
   type Reports,
   type UsageReport,
   type UsageRow,
@@ -75,7 +76,7 @@ export async function* jsonChunks(report: UsageReport): AsyncGenerator<string> {
 }
 
 export function usageRoutes(reports: Reports) {
-  return (app: FastifyInstance, _deps: RouteDeps) => {
+  return (app: FastifyInstance, deps: RouteDeps) => {
     const r = typed(app);
     r.get(
       "/v1/usage",
@@ -98,18 +99,40 @@ export function usageRoutes(reports: Reports) {
       async (req) => {
         const { view, ...q } = req.query;
         const s = await reports.summary(req.principal.workspaceId, view, q);
+        // The monthly report of one customer gains its overage per month (docs/plans.md).
+        const overage =
+          view === "monthly" && q.customer !== undefined
+            ? await monthlyOverage(
+                deps.engine,
+                req.principal.workspaceId,
+                q.customer,
+                s.data.map((d) => {
+                  const m = d as { period_start: number; period_end: number };
+                  return { start: m.period_start, end: m.period_end };
+                }),
+              )
+            : null;
         return {
           view: s.view,
           from: formatInstant(s.from),
           to: formatInstant(s.to),
-          data: s.data.map((d) => {
+          data: s.data.map((d, i) => {
             const { totals, ...rest } = d as typeof d & { totals: UsageTotals };
             const out: Record<string, unknown> = {};
             for (const [k, v] of Object.entries(rest)) {
               if (v === undefined) continue;
               out[k] = k === "period_start" || k === "period_end" ? formatInstant(v as number) : v;
             }
-            return Object.assign(out, presentTotals(totals));
+            Object.assign(out, presentTotals(totals));
+            const o = overage?.[i];
+            if (o) {
+              Object.assign(out, {
+                overage_period: o.period,
+                overage: o.data,
+                overage_charge: o.total_charge,
+              });
+            }
+            return out;
           }),
           ...("total" in s && s.total ? { total: presentTotals(s.total) } : {}),
           ...("trend" in s && s.trend

@@ -284,6 +284,20 @@ describe("cost of recorded events", () => {
     );
   });
 
+  it("a reservation of a priced model commits with its estimate when no actual event is given", async () => {
+    const { t } = await freshServer();
+    await t.api("PUT", "/v1/prices/m3", { input: "2", output: "4", effective_from: "2020-01-01T00:00:00Z" });
+    await put(t, "/v1/meters/spend", { event_type: TYPE, aggregation: "sum", value: "cost" });
+    const a = await check(
+      t,
+      { customer: "r", values: { tokens_in: 1_000_000, tokens_out: 500_000 }, dimensions: { model: "m3" } },
+      { ttl_seconds: 60 },
+    );
+    const c = await t.api("POST", `/v1/reservations/${a.reservation!.id}/commit`, {});
+    expect(c.status, c.text).toBe(200);
+    expect((await t.api("GET", "/v1/meters/spend/query?customer=r")).body.data[0].value).toBe("4.000000");
+  });
+
   it("a spend cap: a hard quota over a cost meter, in USD, denies the check that would pass it", async () => {
     const { t } = await freshServer();
     await t.api("PUT", "/v1/prices/m2", {

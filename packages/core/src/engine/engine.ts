@@ -837,7 +837,9 @@ export class Engine {
         type: actual.type ?? r.event.type,
         customer: actual.customer ?? r.customer,
         ...(actual.timestamp !== undefined ? { timestamp: actual.timestamp } : {}),
-        values: actual.values ?? r.event.values,
+        // The estimate's values as checked, without the cost the check computed for them: the
+        // committed event is priced afresh (an event's own cost is sent with the actual event).
+        values: actual.values ?? withoutCost(r.event.values),
         dimensions: actual.dimensions ?? r.event.dimensions,
       };
       if (eventInput.customer !== r.customer) {
@@ -1158,6 +1160,11 @@ export interface CustomerLimitState {
 export interface PageInput {
   cursor?: string;
   limit?: number;
+}
+
+function withoutCost(values: Record<string, number>): Record<string, number> {
+  const { cost: _, ...rest } = values;
+  return rest;
 }
 
 function toEntity<E, B>(r: StoredRecord<B>): E {

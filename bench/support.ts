@@ -34,6 +34,7 @@ export async function spawnServer(extraArgs: string[] = []): Promise<ServerProce
   const child = spawn(
     process.execPath,
     [
+      ...(process.env.BENCH_PROF ? ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"] : []),
       join(ROOT, "packages/cli/bin/tollgate.js"),
       "serve",
       "--port",

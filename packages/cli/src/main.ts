@@ -6,7 +6,6 @@ import { Command, InvalidArgumentError } from "commander";
 import { applyConfig, httpSender, loadConfig } from "./config.js";
 import { DEFAULT_WORKSPACE, startServer } from "./runtime.js";
 import { simulate } from "./simulate.js";
-import { simulate } from "./simulate.js";
 import { isValidTimeZone } from "./timezone.js";
 
 const env = process.env;
@@ -131,26 +130,6 @@ program
     for (const m of body?.models ?? []) {
       process.stdout.write(`  ${m.model}: ${m.events} events, ${m.cost_before} → ${m.cost_after} USD\n`);
     }
-  });
-
-program
-  .command("simulate")
-  .description("what-if: replay the stored events of a range through a proposed tollgate.yaml (nothing live changes)")
-  .requiredOption("-c, --config <file>", "the proposed tollgate.yaml")
-  .requiredOption("--from <instant>", "start of the range (RFC 3339)")
-  .requiredOption("--to <instant>", "end of the range, exclusive (RFC 3339)")
-  .option("--customers <ids>", "only these customers (comma-separated)")
-  .option("--base <base>", "live: the proposal over the live definitions; empty: the proposal alone", "live")
-  .option("--format <format>", "table, json or csv", "table")
-  .option("-o, --output <file>", "write the result to a file instead of stdout")
-  .option("--url <url>", "the server", env.TOLLGATE_URL ?? "http://127.0.0.1:8787")
-  .option("--key <key>", "an admin key (or TOLLGATE_API_KEY)", env.TOLLGATE_API_KEY)
-  .action(async (opts) => {
-    if (!opts.key) throw new Error("an admin key is needed: --key or TOLLGATE_API_KEY");
-    if (!["table", "json", "csv"].includes(opts.format)) throw new Error("--format must be table, json or csv");
-    if (opts.base !== "live" && opts.base !== "empty") throw new Error("--base must be live or empty");
-    const out = await simulate(opts);
-    if (!opts.output) process.stdout.write(out);
   });
 
 program

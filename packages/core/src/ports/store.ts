@@ -1,5 +1,5 @@
-import type { LedgerEntry } from "../ledger/types.js";
 import type { Alert } from "../alerts/payload.js";
+import type { LedgerEntry } from "../ledger/types.js";
 import type { ApiKeyRecord, UsageEvent, Workspace } from "../types.js";
 
 /**

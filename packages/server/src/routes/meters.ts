@@ -34,7 +34,8 @@ export function meterRoutes(app: FastifyInstance, { engine }: RouteDeps) {
       const rows = await engine.queryMeter(ws, req.params.id, req.query);
       // Money is a decimal USD string: a meter over cost (sum, max, latest) prints its value so.
       const meter = await engine.getMeter(ws, req.params.id);
-      const money = meter.value.includes("cost") && meter.aggregation !== "count" && meter.aggregation !== "unique_count";
+      const money =
+        meter.value.includes("cost") && meter.aggregation !== "count" && meter.aggregation !== "unique_count";
       return {
         data: rows.map((row) =>
           money ? { ...presentMeterRow(row), value: formatPicoUsd(row.value) } : presentMeterRow(row),

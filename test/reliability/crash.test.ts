@@ -19,11 +19,27 @@ afterAll(async () => {
   await cleanup();
 });
 
-describe("crash safety (SQLite)", () => {
+const PG_URL = process.env.TOLLGATE_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const pgSchema = `crash_${process.pid}_${Date.now().toString(36)}`;
+afterAll(async () => {
+  const { default: pg } = await import("pg");
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+});
+
+describe.each([
+  ["SQLite", [] as string[]],
+  ["PostgreSQL", ["--postgres", PG_URL, "--postgres-schema", pgSchema]],
+])("crash safety (%s)", (_name, storeArgs) => {
   it(`${EVENTS.toLocaleString("en")} events through ${KILLS} SIGKILLs: totals exact`, async () => {
     const dataDir = tempDir();
     const env = cleanEnv({ TOLLGATE_ADMIN_KEY: KEY });
-    const args = ["--data", dataDir, "--api-rate-limit", "0"];
+    const args = ["--data", dataDir, "--api-rate-limit", "0", ...storeArgs];
     server = await serve(args, { env });
     const auth = { authorization: `Bearer ${KEY}`, "content-type": "application/json" };
     for (const [id, body] of [

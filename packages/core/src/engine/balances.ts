@@ -115,6 +115,15 @@ export class Balances {
       await account.durable;
       return result;
     }
+    await this.persist(workspaceId, customer, account, entry);
+    return result;
+  }
+
+  /**
+   * Stores an entry the in-memory ledger just applied; answers once it is durable. A failed write
+   * drops the ledger from memory, so the next use replays what the store really holds.
+   */
+  private async persist(workspaceId: string, customer: string, account: Account, entry: LedgerEntry) {
     const write = this.store.appendLedger(workspaceId, customer, [entry]);
     account.durable = write.catch(() => {});
     try {
@@ -124,7 +133,6 @@ export class Balances {
       throw error;
     }
     this.changed(workspaceId, customer, account.ledger);
-    return result;
   }
 
   async credit(workspaceId: string, customer: string, input: CreditInput, now: number) {
@@ -158,29 +166,15 @@ export class Balances {
   async endHold(workspaceId: string, customer: string, holdId: string, now: number): Promise<void> {
     const account = await this.account(workspaceId, customer);
     if (!account.ledger.holdAt(holdId)) return;
-    const result = account.ledger.apply({
-      kind: "release",
-      idempotencyKey: `end/${holdId}`,
-      at: now,
-      holdId,
-    });
+    const entry: LedgerEntry = { kind: "release", idempotencyKey: `end/${holdId}`, at: now, holdId };
+    const result = account.ledger.apply(entry);
     if (!result.ok) {
       // Already committed or released by an earlier attempt: nothing to do.
       if (result.error.code === "CONFLICT" || result.error.code === "NOT_FOUND") return;
       throw result.error;
     }
     if (result.replayed) return account.durable;
-    const write = this.store.appendLedger(workspaceId, customer, [
-      { kind: "release", idempotencyKey: `end/${holdId}`, at: now, holdId },
-    ]);
-    account.durable = write.catch(() => {});
-    try {
-      await write;
-    } catch (error) {
-      this.evict(workspaceId, customer);
-      throw error;
-    }
-    this.changed(workspaceId, customer, account.ledger);
+    await this.persist(workspaceId, customer, account, entry);
   }
 
   // ---- usage -----------------------------------------------------------------------------------
@@ -238,8 +232,9 @@ export class Balances {
    * step. The ledger must be loaded (`account`) before.
    */
   gate(workspaceId: string, customer: string, amount: number) {
-    const ledger = this.peek(workspaceId, customer);
-    if (!ledger) throw new Error("balance gate on a ledger that is not loaded");
+    const account = this.accounts.get(workspaceId)?.get(customer);
+    if (!account) throw new Error("balance gate on a ledger that is not loaded");
+    const ledger = account.ledger;
     return {
       evaluate: (t: number): LimitOutcome => {
         const c = ledger.check(amount, t);
@@ -267,16 +262,7 @@ export class Balances {
         };
         const result = ledger.apply(entry);
         if (!result.ok) return Promise.reject(result.error);
-        const write = this.store.appendLedger(workspaceId, customer, [entry]);
-        const account = this.accounts.get(workspaceId)?.get(customer);
-        if (account) account.durable = write.catch(() => {});
-        return write.then(
-          () => this.changed(workspaceId, customer, ledger),
-          (error) => {
-            this.evict(workspaceId, customer);
-            throw error;
-          },
-        );
+        return this.persist(workspaceId, customer, account, entry);
       },
     };
   }

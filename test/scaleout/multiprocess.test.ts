@@ -83,7 +83,7 @@ afterAll(async () => {
 }, 60_000);
 
 describe("several processes, one PostgreSQL and one Redis", () => {
-  it("400 concurrent check+reserve calls over 3 processes against a hard quota with room for 100 admit exactly 100", async () => {
+  it("1,000 concurrent check+reserve calls over 3 processes against a hard quota with room for 100 admit exactly 100", async () => {
     const put = await api(0, "PUT", "/v1/limits/cap", {
       customer: "acme",
       meter: "requests",
@@ -93,7 +93,7 @@ describe("several processes, one PostgreSQL and one Redis", () => {
     expect(put.status).toBe(201);
     // Every process has seen the limit (definitions are read from the shared store).
     const results = await Promise.all(
-      Array.from({ length: 400 }, (_, i) =>
+      Array.from({ length: 1000 }, (_, i) =>
         api(i, "POST", "/v1/check", {
           event: { type: "llm.completion", customer: "acme" },
           reserve: { ttl_seconds: 300 },
@@ -124,6 +124,106 @@ describe("several processes, one PostgreSQL and one Redis", () => {
     const more = await api(1, "POST", "/v1/check", { event: { type: "llm.completion", customer: "acme" } });
     expect(more.body.allowed).toBe(false);
   }, 120_000);
+
+  it("1,000 concurrent reserves over 3 processes against a balance with room for 150 admit exactly 150; debits on every process never overdraw", async () => {
+    // Its own event type and meter, so that the debit rule charges nothing the other tests send.
+    expect(
+      (await api(0, "PUT", "/v1/meters/paid_calls", { event_type: "paid.call", aggregation: "count" }))
+        .status,
+    ).toBe(201);
+    expect(
+      (await api(1, "PUT", "/v1/balance-rules/per-call", { meter: "paid_calls", credits_per_unit: 1 }))
+        .status,
+    ).toBe(201);
+    expect((await api(2, "PUT", "/v1/customers/wallet", {})).status).toBe(201);
+    const credit = await api(0, "POST", "/v1/customers/wallet/balance/credits", {
+      amount: 150,
+      idempotency_key: "topup-1",
+    });
+    expect(credit.status, credit.text).toBe(201);
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) =>
+        api(i, "POST", "/v1/check", {
+          event: { type: "paid.call", customer: "wallet" },
+          reserve: { ttl_seconds: 600 },
+        }),
+      ),
+    );
+    expect([...new Set(results.map((r) => r.status))], results.find((r) => r.status !== 200)?.text).toEqual([
+      200,
+    ]);
+    const admitted = results.filter((r) => r.body.allowed);
+    expect(admitted.length).toBe(150);
+    for (const r of results.filter((r) => !r.body.allowed)) expect(r.body.code).toBe("INSUFFICIENT_BALANCE");
+    const balance = async (i: number) => (await api(i, "GET", "/v1/customers/wallet/balance")).body;
+    for (let i = 0; i < 3; i++)
+      expect(await balance(i)).toMatchObject({ balance: 150, held: 150, available: 0 });
+
+    // 50 commits and 50 releases, on any process: 50 credits spent, 50 returned, 50 still held.
+    const finish = await Promise.all(
+      admitted
+        .slice(0, 100)
+        .map((r, i) =>
+          api(
+            i,
+            "POST",
+            `/v1/reservations/${r.body.reservation.id}/${i % 2 === 0 ? "commit" : "release"}`,
+            {},
+          ),
+        ),
+    );
+    expect(finish.every((f) => f.status === 200)).toBe(true);
+    for (let i = 0; i < 3; i++)
+      expect(await balance(i)).toMatchObject({ balance: 100, held: 50, available: 50 });
+
+    // 30 concurrent debits of 10 over the processes: room for exactly 5 (a retried key counts once).
+    const debits = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        api(i, "POST", "/v1/customers/wallet/balance/debits", { amount: 10, idempotency_key: `d-${i % 15}` }),
+      ),
+    );
+    // Applied once per key (201), replayed for its twin (200), or refused (402) and changing nothing.
+    expect(debits.filter((d) => d.status === 201).length).toBe(5);
+    for (const d of debits.filter((d) => d.status === 200)) expect(d.body.replayed).toBe(true);
+    for (const d of debits.filter((d) => d.status !== 201 && d.status !== 200)) {
+      expect(d.status, d.text).toBe(402);
+      expect(d.body.error.code).toBe("INSUFFICIENT_BALANCE");
+    }
+    for (let i = 0; i < 3; i++)
+      expect(await balance(i)).toMatchObject({ balance: 50, held: 50, available: 0 });
+    const more = await api(1, "POST", "/v1/check", {
+      event: { type: "paid.call", customer: "wallet" },
+      reserve: { ttl_seconds: 60 },
+    });
+    expect(more.body).toMatchObject({ allowed: false, code: "INSUFFICIENT_BALANCE" });
+  }, 120_000);
+
+  it("a customer moved to another plan through one process is checked under the new plan by every process", async () => {
+    for (const [plan, amount] of [
+      ["tiny", 1],
+      ["big", 1000],
+    ] as const) {
+      const res = await api(0, "PUT", `/v1/plans/${plan}`, {
+        name: plan,
+        limits: [{ id: "plan-requests", meter: "requests", amount, period: "month" }],
+      });
+      expect(res.status, res.text).toBe(201);
+    }
+    expect((await api(0, "PUT", "/v1/customers/mover", { plan: "tiny" })).status).toBe(201);
+    const check = (i: number) =>
+      api(i, "POST", "/v1/check", { event: { type: "llm.completion", customer: "mover" } });
+    // Every process has the customer cached on the tiny plan (1 request a month).
+    for (let i = 0; i < 3; i++) expect((await check(i)).body.limits[0]).toMatchObject({ limit: 1 });
+    expect((await api(0, "PUT", "/v1/customers/mover", { plan: "big" })).status).toBe(200);
+    for (let i = 0; i < 3; i++) {
+      let limit: number | undefined;
+      for (let attempt = 0; attempt < 50 && limit !== 1000; attempt++) {
+        if (attempt > 0) await new Promise((r) => setTimeout(r, 20)); // the news travels by pub/sub
+        limit = (await check(i)).body.limits[0]?.limit;
+      }
+      expect(limit, `process ${i}`).toBe(1000);
+    }
+  }, 60_000);
 
   it("a 60/minute rate limit admits exactly 60 across the processes in a window", async () => {
     const put = await api(0, "PUT", "/v1/rate-limits/rpm", {
@@ -211,6 +311,15 @@ describe("several processes, one PostgreSQL and one Redis", () => {
         degraded: true,
       });
     }
+    // /metrics says so: the limit store is down and degraded checks are counted by answer.
+    const metricsDuring = await call(servers[2]!.url, "GET", "/metrics");
+    expect(metricsDuring.text).toMatch(/^tollgate_limit_store_up 0$/m);
+    expect(
+      Number(metricsDuring.text.match(/^tollgate_checks_degraded_total\{allowed="false"\} (\d+)$/m)?.[1]),
+    ).toBeGreaterThanOrEqual(2);
+    expect(
+      Number(metricsDuring.text.match(/^tollgate_checks_degraded_total\{allowed="true"\} (\d+)$/m)?.[1]),
+    ).toBeGreaterThanOrEqual(1);
     // Usage keeps being recorded: PostgreSQL is the source of truth.
     const rec = await api(1, "POST", "/v1/events", { events: events(30, 20) });
     expect(rec.status, rec.text).toBe(202);
@@ -229,6 +338,7 @@ describe("several processes, one PostgreSQL and one Redis", () => {
       expect(back!.body.degraded, `process ${p} still degraded`).toBeUndefined();
     }
     expect((await deltaCheck(1, "paid")).body).toMatchObject({ allowed: true });
+    expect((await call(servers[2]!.url, "GET", "/metrics")).text).toMatch(/^tollgate_limit_store_up 1$/m);
     // Counters rebuilt from PostgreSQL: the 50 recorded events; the active reservation's hold is back.
     const meterTotal = await api(0, "GET", "/v1/meters/requests/query?customer=gamma");
     expect(meterTotal.body.data[0].value).toBe(50);

@@ -8,7 +8,7 @@ import Fastify, {
 } from "fastify";
 import { Authenticator, installAuth } from "./auth.js";
 import { installErrorHandling, toTollgateError } from "./errors.js";
-import { createMetrics, type Metrics } from "./metrics.js";
+import { createMetrics, limitStoreGauge, type Metrics } from "./metrics.js";
 import { installOverloadProtection, type OverloadOptions } from "./overload.js";
 import { ApiProtection, type ApiRateLimitOptions, DEFAULT_API_RATE_LIMIT } from "./protect.js";
 import type { ProxyOptions } from "./proxy/config.js";
@@ -90,6 +90,8 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
   app.removeContentTypeParser("text/plain");
   const metrics = options.metrics ?? createMetrics();
   options.engine.onUnpriced = () => metrics.eventsUnpriced.inc();
+  const limiter = options.engine.limiter;
+  if (limiter.connected) limitStoreGauge(metrics, () => limiter.connected!());
   const deps: RouteDeps = { engine: options.engine, auth: new Authenticator(options.engine), metrics };
   app.decorate("tollgate", deps);
 

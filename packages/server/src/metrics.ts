@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** Prometheus metrics of one server process. */
 export function createMetrics() {
@@ -35,12 +35,34 @@ export function createMetrics() {
       help: "Usage events stored without a cost: their model has no price (unknown-model policy tokens_only)",
       registers: [registry],
     }),
+    checksDegraded: new Counter({
+      name: "tollgate_checks_degraded_total",
+      help: "Checks answered by each limit's fail_mode because the limit store (Redis) was unreachable, by answer",
+      labelNames: ["allowed"] as const,
+      registers: [registry],
+    }),
     eventsDuplicate: new Counter({
       name: "tollgate_events_duplicate_total",
       help: "Usage events received again with an id already stored (counted once)",
       registers: [registry],
     }),
   };
+}
+
+/**
+ * `tollgate_limit_store_up`: 1 while the shared limit store (Redis) is connected, 0 while checks are
+ * answered degraded. Only registered when the limiter has such a store.
+ */
+export function limitStoreGauge(metrics: Metrics, connected: () => boolean): void {
+  if (metrics.registry.getSingleMetric("tollgate_limit_store_up")) return;
+  new Gauge({
+    name: "tollgate_limit_store_up",
+    help: "Whether the shared limit store (Redis) is reachable (1) or checks are answered by fail_mode (0)",
+    registers: [metrics.registry],
+    collect() {
+      this.set(connected() ? 1 : 0);
+    },
+  });
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

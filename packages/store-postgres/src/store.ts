@@ -8,6 +8,7 @@ import type {
   EventScan,
   EventToStore,
   LedgerEntry,
+  LedgerLock,
   NewDelivery,
   RecordKind,
   ReservationRecord,
@@ -85,6 +86,12 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 export class PostgresStore implements Store {
   readonly capabilities = { durable: true, shared: true } as const;
   readonly pool: pg.Pool;
+  /**
+   * Connections that hold a customer's ledger lock (lockLedger), apart from `pool`: a lock holder
+   * waits for work (the limiter's reads, the group commit) that needs a `pool` connection, so lock
+   * holders must never be able to take all of them.
+   */
+  private readonly lockPool: pg.Pool;
   readonly schema: string;
   private readonly wsSeq = new Map<string, number>();
   private pending: Pending[] = [];
@@ -110,8 +117,15 @@ export class PostgresStore implements Store {
             : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
       },
     });
+    this.lockPool = new pg.Pool({
+      connectionString: options.url,
+      max: 4,
+      options: `-c search_path=${schema}`,
+      connectionTimeoutMillis: 5000,
+    });
     // An idle connection that the server dropped must not crash the process; the next query reconnects.
     this.pool.on("error", () => {});
+    this.lockPool.on("error", () => {});
     this.alerts = new PostgresAlerts(this.pool, (fn) => this.tx(fn));
   }
 
@@ -131,6 +145,7 @@ export class PostgresStore implements Store {
       for (const row of rows) store.wsSeq.set(row.id, row.seq);
     } catch (error) {
       await store.pool.end().catch(() => {});
+      await store.lockPool.end().catch(() => {});
       throw error;
     }
     return store;
@@ -479,6 +494,60 @@ export class PostgresStore implements Store {
     return rows.map((r) => ({ seq: r.seq, entry: JSON.parse(r.body) as LedgerEntry }));
   }
 
+  async lockLedger(workspaceId: string, customer: string): Promise<LedgerLock> {
+    const ws = await this.ws(workspaceId);
+    let client: pg.PoolClient;
+    try {
+      client = await this.lockPool.connect();
+    } catch (error) {
+      throw unavailable(error);
+    }
+    let open = true;
+    const end = async (sql: "COMMIT" | "ROLLBACK") => {
+      if (!open) return;
+      open = false;
+      try {
+        await client.query(sql);
+        client.release();
+      } catch (error) {
+        client.release(true);
+        throw error;
+      }
+    };
+    try {
+      await client.query("BEGIN");
+      await client.query("SELECT pg_advisory_xact_lock($1::bigint)", [String(ledgerLockKey(ws, customer))]);
+    } catch (error) {
+      await end("ROLLBACK").catch(() => {});
+      throw isConnectionError(error) ? unavailable(error) : error;
+    }
+    return {
+      since: async (after) => {
+        const { rows } = await client.query<{ seq: string; body: string }>(
+          "SELECT seq, body FROM ledger_entries WHERE ws = $1 AND customer = $2 AND seq > $3 ORDER BY seq",
+          [ws, customer, after],
+        );
+        return rows.map((r) => ({ seq: Number(r.seq), entry: JSON.parse(r.body) as LedgerEntry }));
+      },
+      append: async (entries) => {
+        if (!open) throw new Error("ledger lock already released");
+        try {
+          const seq = await insertLedger(
+            client,
+            ws,
+            entries.map((e) => [customer, e] as const),
+          );
+          await end("COMMIT");
+          return seq;
+        } catch (error) {
+          await end("ROLLBACK").catch(() => {});
+          throw isConnectionError(error) ? unavailable(error) : error;
+        }
+      },
+      release: () => end("ROLLBACK").catch(() => {}),
+    };
+  }
+
   async updateEventValues(
     workspaceId: string,
     updates: { id: string; values: Record<string, number>; priceRow: string | null }[],
@@ -589,7 +658,7 @@ export class PostgresStore implements Store {
       else await new Promise((r) => setImmediate(r));
     }
     this.closed = true;
-    await this.pool.end();
+    await Promise.all([this.pool.end(), this.lockPool.end()]);
   }
 
   // ---- group commit ------------------------------------------------------------------------------
@@ -656,6 +725,19 @@ export class PostgresStore implements Store {
         // (event seqs too, since only lock holders insert events), and stamps the events with it.
         const r = await client.query<{ seq: number }>("UPDATE commit_seq SET seq = seq + 1 RETURNING seq");
         commitSeq = r.rows[0]!.seq;
+      }
+      // Then the ledger locks of every customer whose ledger this flush appends to (lockLedger), in
+      // one order (sorted keys), so that two flushes never wait for each other's.
+      const locks = new Set<bigint>();
+      for (const w of writes) {
+        if (w.kind === "ledger") locks.add(ledgerLockKey(w.ws, w.customer));
+        else if (w.kind === "events")
+          for (const e of w.events) if (e.ledger?.length) locks.add(ledgerLockKey(w.ws, e.event.customer));
+      }
+      if (locks.size > 0) {
+        const sorted = [...locks].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String);
+        // unnest yields the array in order, and the aggregate takes the locks row by row in that order.
+        await client.query("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k", [sorted]);
       }
       for (const w of writes) {
         if (w.kind === "ledger") {
@@ -828,15 +910,16 @@ async function insertLedger(
   client: pg.PoolClient,
   ws: number,
   entries: (readonly [string, LedgerEntry])[],
-): Promise<void> {
-  if (entries.length === 0) return;
-  await client.query(
+): Promise<number> {
+  if (entries.length === 0) return 0;
+  const r = await client.query<{ seq: string }>(
     `INSERT INTO ledger_entries (ws, customer, idempotency_key, kind, at, body)
      SELECT $1, u.customer, u.key, u.kind, u.at, u.body
      FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) WITH ORDINALITY
        AS u(customer, key, kind, at, body, ord)
      ORDER BY u.ord
-     ON CONFLICT DO NOTHING`,
+     ON CONFLICT DO NOTHING
+     RETURNING seq`,
     [
       ws,
       entries.map(([c]) => c),
@@ -846,6 +929,17 @@ async function insertLedger(
       entries.map(([, e]) => JSON.stringify(e)),
     ],
   );
+  let last = 0;
+  for (const row of r.rows) last = Math.max(last, Number(row.seq));
+  return last;
+}
+
+/**
+ * The advisory-lock key of a customer's ledger (lockLedger): 64 bits of a hash of the workspace and
+ * customer. Two customers sharing a key only wait for each other.
+ */
+function ledgerLockKey(ws: number, customer: string): bigint {
+  return createHash("sha1").update(`${ws}\u0000${customer}`).digest().readBigInt64BE(0);
 }
 
 const fingerprintHash = (fp: string) => createHash("sha256").update(fp).digest("hex").slice(0, 32);

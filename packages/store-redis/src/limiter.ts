@@ -15,6 +15,7 @@ import {
   type LimiterPort,
   type LimitOutcome,
   type MeterDef,
+  MinHeap,
   meterMatches,
   meterValue,
   notFound,
@@ -108,6 +109,8 @@ export class RedisLimiter implements LimiterPort {
   private readonly prefix: string;
   /** Last value seen per key (and field): the expected values of the next check. */
   private readonly seen = new Map<string, string>();
+  /** TTLs of the reservations this process made or found active at start: sweep() expires them. */
+  private readonly due = new MinHeap<{ at: number; workspaceId: string; id: string }>((a, b) => a.at - b.at);
   private readonly committing = new Map<string, Promise<unknown>>();
   private readonly familyMemo = new WeakMap<
     CustomerContext,
@@ -115,8 +118,6 @@ export class RedisLimiter implements LimiterPort {
   >();
   /** Per rate or concurrency limit object: subject → key (bounded). */
   private readonly subjectKeys = new WeakMap<object, Map<string, string>>();
-  /** Checks answered by fail_mode because Redis was unreachable (for /metrics). */
-  degradedChecks = 0;
 
   constructor(context: LimiterContext, options: RedisLimiterOptions) {
     this.store = context.store;
@@ -190,7 +191,11 @@ export class RedisLimiter implements LimiterPort {
   }
 
   async restore(): Promise<number> {
-    // Nothing to bring into this process: the state is in Redis (and rebuilt there when missing).
+    // The state is in Redis (and rebuilt there when missing); only the TTLs of active reservations
+    // come into this process, for sweep() (another process may also expire them: finish() is once).
+    const active = await this.store.listActiveReservations();
+    for (const { workspaceId, reservation } of active)
+      this.due.push({ at: reservation.expiresAt, workspaceId, id: reservation.id });
     // Wait (a bounded while) for the first connection, so the first checks are not answered degraded.
     if (this.redis.status !== "ready") {
       await new Promise<void>((resolve) => {
@@ -201,7 +206,7 @@ export class RedisLimiter implements LimiterPort {
         });
       });
     }
-    return 0;
+    return active.length;
   }
 
   // ---- keys ------------------------------------------------------------------------------------
@@ -364,6 +369,7 @@ export class RedisLimiter implements LimiterPort {
   ): Promise<CheckResult> {
     const { record, ...answer } = result;
     if (!record) return answer;
+    this.due.push({ at: record.expiresAt, workspaceId, id: record.id });
     if ((answer as { degraded?: boolean }).degraded) {
       await this.store.saveReservation(workspaceId, record);
       return answer;
@@ -655,7 +661,7 @@ export class RedisLimiter implements LimiterPort {
   /**
    * The answer without Redis: a `closed` limit (the default) denies, an `open` one allows; nothing is
    * counted or held in Redis (an admitted reservation is stored with no holds: its usage counts when
-   * committed). `degraded: true` says so; degradedChecks counts these answers.
+   * committed). `degraded: true` says so (and the server counts it in /metrics).
    */
   private degraded(
     workspaceId: string,
@@ -668,7 +674,6 @@ export class RedisLimiter implements LimiterPort {
     t: number,
     error: unknown,
   ): CheckResult & { record?: ReservationRecord; degraded: true } {
-    this.degradedChecks++;
     const outcomes: LimitOutcome[] = [];
     let code: ErrorCode | undefined;
     const all: {
@@ -930,6 +935,7 @@ export class RedisLimiter implements LimiterPort {
     meter: MeterDef,
     groupKey: string,
   ): Promise<{ used: number; window: { start: number; end: number | null } | null }> {
+    await this.sweep(this.clock.now());
     const f = this.family(workspaceId, limit, meter, customer, this.clock.now());
     const used = await this.counterField(workspaceId, limit, meter, customer, f, groupKey);
     return { used, window: { start: f.start, end: f.end } };
@@ -959,6 +965,7 @@ export class RedisLimiter implements LimiterPort {
   ): Promise<
     { group: Record<string, string | null>; used: number; reserved: number; resetAt: number | null }[]
   > {
+    await this.sweep(this.clock.now());
     const f = this.family(workspaceId, limit, meter, customer, this.clock.now());
     await this.counterField(workspaceId, limit, meter, customer, f, "{}");
     const [counts, holds] = await this.call(() =>
@@ -1005,9 +1012,22 @@ export class RedisLimiter implements LimiterPort {
     this.seen.clear();
   }
 
-  sweep(_now: number): void {
-    // Expiry happens inside each check of the subject (and at commit/release/get); nothing to sweep.
+  connected(): boolean {
+    return this.redis.status === "ready";
+  }
+
+  /**
+   * Expires the reservations of this process (and those active at its start) whose TTL has passed,
+   * so that a client that vanished gives its holds and slots back without another check of its
+   * subject (each check also expires its subjects' due reservations, in the script).
+   */
+  async sweep(now: number): Promise<void> {
     if (this.seen.size > 100_000) this.seen.clear();
+    while (this.due.size > 0 && this.due.peek()!.at <= now) {
+      const { workspaceId, id } = this.due.pop()!;
+      // Expires it if still active (Redis unreachable: it stays due, for the subject's next check).
+      await this.getReservation(workspaceId, id).catch(() => {});
+    }
   }
 
   private async call<T>(fn: () => Promise<T>): Promise<T> {

@@ -2,7 +2,7 @@ import { invalid } from "../errors.js";
 import { Ledger, ledgerIntegerToJson } from "../ledger/ledger.js";
 import type { LedgerApplied, LedgerEntry, LedgerView, UsageEntry } from "../ledger/types.js";
 import { meterMatches, meterValue } from "../meter/meter.js";
-import type { Store } from "../ports/store.js";
+import type { LedgerLock, Store } from "../ports/store.js";
 import { parsePicoUsd } from "../pricing/money.js";
 import { formatInstant, parseInstant } from "../time.js";
 import type { MeterDef, UsageEvent } from "../types.js";
@@ -42,6 +42,8 @@ interface Account {
   ledger: Ledger;
   /** Resolves when every entry applied so far is durable: a replayed answer waits for it. */
   durable: Promise<void>;
+  /** Shared store: the seq of the last stored entry this ledger has applied. */
+  seq: number;
 }
 
 interface Loading {
@@ -55,14 +57,26 @@ interface Loading {
  * first time it is needed), every change appended to the log before it is acknowledged. Admission
  * (a debit or hold below the minimum) is decided by the in-memory ledger in one synchronous step, so
  * concurrent reservations in one process can never overdraw.
+ *
+ * On a store that several processes share (one with `lockLedger`, PostgreSQL), the ledger in memory
+ * is a cache: every admission (a hold, a debit, a credit's idempotency) is decided under the
+ * customer's ledger lock, on the ledger caught up with what every process stored, and appended before
+ * the lock is let go; reads catch up first. Within a process, a customer's locked sections run one
+ * at a time, so that waiting for the lock takes one connection per customer.
  */
 export class Balances {
   private readonly accounts = new Map<string, Map<string, Account>>();
   private readonly loading = new Map<string, Loading>();
+  /** Shared store: per customer, the tail of the queue of locked sections of this process. */
+  private readonly queues = new Map<string, Promise<unknown>>();
   /** Told of every change of a customer's balance (balance.low alerts). */
   onChange: ((workspaceId: string, customer: string, view: LedgerView) => void) | null = null;
+  /** Whether other processes write the same ledgers (the store has `lockLedger`). */
+  readonly shared: boolean;
 
-  constructor(private readonly store: Store) {}
+  constructor(private readonly store: Store) {
+    this.shared = store.lockLedger !== undefined;
+  }
 
   /** The customer's ledger, loaded if needed. */
   async account(workspaceId: string, customer: string): Promise<Account> {
@@ -73,12 +87,19 @@ export class Balances {
     if (!l) {
       const late: LedgerEntry[] = [];
       const promise = (async () => {
-        const entries = await this.store.loadLedger(workspaceId, customer);
         const ledger = new Ledger();
-        for (const e of entries) ledger.restore(e);
-        // Usage that committed during the read may or may not be in it: replays are harmless.
-        for (const e of late) ledger.restore(e);
-        const account: Account = { ledger, durable: Promise.resolve() };
+        let seq = 0;
+        if (this.shared) {
+          for (const row of await this.entriesAfter(workspaceId, customer, 0)) {
+            ledger.restore(row.entry);
+            seq = row.seq;
+          }
+        } else {
+          for (const e of await this.store.loadLedger(workspaceId, customer)) ledger.restore(e);
+          // Usage that committed during the read may or may not be in it: replays are harmless.
+          for (const e of late) ledger.restore(e);
+        }
+        const account: Account = { ledger, durable: Promise.resolve(), seq };
         let inWs = this.accounts.get(workspaceId);
         if (!inWs) {
           inWs = new Map();
@@ -92,6 +113,75 @@ export class Balances {
       promise.finally(() => this.loading.delete(key)).catch(() => {});
     }
     return l.promise;
+  }
+
+  /** Shared store: every stored entry after `after`, in order (paged). */
+  private async entriesAfter(workspaceId: string, customer: string, after: number) {
+    const out: { seq: number; entry: LedgerEntry }[] = [];
+    for (;;) {
+      const page = await this.store.listLedger(workspaceId, customer, { after, limit: 10_000 });
+      out.push(...page);
+      if (page.length < 10_000) return out;
+      after = page[page.length - 1]!.seq;
+    }
+  }
+
+  /** Applies stored entries the ledger has not seen yet (shared store), in stored order. */
+  private catchUp(account: Account, rows: { seq: number; entry: LedgerEntry }[]): boolean {
+    let changed = false;
+    for (const row of rows) {
+      if (row.seq <= account.seq) continue;
+      account.ledger.restore(row.entry);
+      account.seq = row.seq;
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** The customer's ledger with everything stored so far (shared store: caught up). */
+  private async fresh(workspaceId: string, customer: string): Promise<Account> {
+    const account = await this.account(workspaceId, customer);
+    if (this.shared && this.catchUp(account, await this.entriesAfter(workspaceId, customer, account.seq)))
+      this.changed(workspaceId, customer, account.ledger);
+    return account;
+  }
+
+  /**
+   * Runs `fn` on the customer's ledger under its lock (shared store), caught up first. `fn` appends
+   * what it admits with `write`, which commits and lets the lock go; otherwise it is let go after.
+   */
+  async locked<T>(
+    workspaceId: string,
+    customer: string,
+    fn: (account: Account, write: (entry: LedgerEntry) => Promise<void>) => Promise<T>,
+  ): Promise<T> {
+    const qKey = `${workspaceId}\u0000${customer}`;
+    const prior = this.queues.get(qKey) ?? Promise.resolve();
+    const run = prior.then(async () => {
+      const account = await this.account(workspaceId, customer);
+      const lock: LedgerLock = await this.store.lockLedger!(workspaceId, customer);
+      try {
+        if (this.catchUp(account, await lock.since(account.seq)))
+          this.changed(workspaceId, customer, account.ledger);
+        return await fn(account, async (entry) => {
+          try {
+            account.seq = await lock.append([entry]);
+          } catch (error) {
+            this.evict(workspaceId, customer);
+            throw error;
+          }
+          this.changed(workspaceId, customer, account.ledger);
+        });
+      } finally {
+        await lock.release();
+      }
+    });
+    const tail = run.catch(() => {});
+    this.queues.set(qKey, tail);
+    tail.then(() => {
+      if (this.queues.get(qKey) === tail) this.queues.delete(qKey);
+    });
+    return run;
   }
 
   /** The loaded ledger, or undefined (the hot path loads it first with `account`). */
@@ -108,6 +198,14 @@ export class Balances {
 
   /** Applies an entry and makes it durable; throws the ledger's error (402, 409, 400) otherwise. */
   async apply(workspaceId: string, customer: string, entry: LedgerEntry): Promise<LedgerApplied> {
+    if (this.shared) {
+      return this.locked(workspaceId, customer, async (account, write) => {
+        const result = account.ledger.apply(entry);
+        if (!result.ok) throw result.error;
+        if (!result.replayed) await write(entry);
+        return result;
+      });
+    }
     const account = await this.account(workspaceId, customer);
     const result = account.ledger.apply(entry);
     if (!result.ok) throw result.error;
@@ -164,9 +262,20 @@ export class Balances {
 
   /** Ends a reservation's hold (commit: after its usage was recorded; release; idempotent). */
   async endHold(workspaceId: string, customer: string, holdId: string, now: number): Promise<void> {
+    const entry: LedgerEntry = { kind: "release", idempotencyKey: `end/${holdId}`, at: now, holdId };
+    if (this.shared) {
+      return this.locked(workspaceId, customer, async (account, write) => {
+        if (!account.ledger.holdAt(holdId)) return;
+        const result = account.ledger.apply(entry);
+        if (!result.ok) {
+          if (result.error.code === "CONFLICT" || result.error.code === "NOT_FOUND") return;
+          throw result.error;
+        }
+        if (!result.replayed) await write(entry);
+      });
+    }
     const account = await this.account(workspaceId, customer);
     if (!account.ledger.holdAt(holdId)) return;
-    const entry: LedgerEntry = { kind: "release", idempotencyKey: `end/${holdId}`, at: now, holdId };
     const result = account.ledger.apply(entry);
     if (!result.ok) {
       // Already committed or released by an earlier attempt: nothing to do.
@@ -203,6 +312,12 @@ export class Balances {
    * loaded, idempotently); a ledger not in memory reads them from the store when it loads.
    */
   applyCommitted(workspaceId: string, customer: string, entries: LedgerEntry[]): void {
+    if (this.shared) {
+      // Read back in stored order (entries of other processes may sit in between), when loaded.
+      if (this.accounts.get(workspaceId)?.has(customer))
+        this.fresh(workspaceId, customer).catch(() => this.evict(workspaceId, customer));
+      return;
+    }
     const account = this.accounts.get(workspaceId)?.get(customer);
     if (account) {
       for (const e of entries) account.ledger.restore(e);
@@ -231,7 +346,13 @@ export class Balances {
    * The balance as a check sees it: evaluated (and, reserving, held) inside the limiter's atomic
    * step. The ledger must be loaded (`account`) before.
    */
-  gate(workspaceId: string, customer: string, amount: number) {
+  gate(
+    workspaceId: string,
+    customer: string,
+    amount: number,
+    /** Shared store: the locked section's writer (Balances.locked); the hold is appended through it. */
+    write?: (entry: LedgerEntry) => Promise<void>,
+  ) {
     const account = this.accounts.get(workspaceId)?.get(customer);
     if (!account) throw new Error("balance gate on a ledger that is not loaded");
     const ledger = account.ledger;
@@ -262,6 +383,7 @@ export class Balances {
         };
         const result = ledger.apply(entry);
         if (!result.ok) return Promise.reject(result.error);
+        if (write) return write(entry);
         return this.persist(workspaceId, customer, account, entry);
       },
     };
@@ -270,7 +392,7 @@ export class Balances {
   // ---- reads -----------------------------------------------------------------------------------
 
   async view(workspaceId: string, customer: string, now: number) {
-    const account = await this.account(workspaceId, customer);
+    const account = await this.fresh(workspaceId, customer);
     return presentView(account.ledger.view(now));
   }
 

@@ -137,9 +137,13 @@ export class LimitBook {
     return this.loaded.get(workspaceId);
   }
 
+  /** Told of every invalidation (this process's writes, and other processes' under a shared limiter). */
+  readonly onInvalidate: ((workspaceId: string) => void)[] = [];
+
   invalidate(workspaceId: string): void {
     this.cache.delete(workspaceId);
     this.loaded.delete(workspaceId);
+    for (const listener of this.onInvalidate) listener(workspaceId);
   }
 
   private async load(ws: string): Promise<CompiledBook> {

@@ -133,6 +133,14 @@ export class Engine {
       ? deps.limiter({ store: deps.store, book: this.book, clock: deps.clock, newId, observer: this.alerts })
       : new Limiter(deps.store, this.book, deps.clock, newId, this.alerts);
     this.balances.onChange = (ws, customer, view) => this.alerts.onBalance(ws, customer, view);
+    // A customer's plan, zone or anchor changed (here or, under a shared limiter, in another
+    // process): the cached contexts of the workspace go with the book.
+    this.book.onInvalidate.push((ws) => {
+      const dropped = this.customerCache.get(ws);
+      if (!dropped) return;
+      this.customerCached -= dropped.size;
+      this.customerCache.delete(ws);
+    });
   }
 
   /** Brings back the holds of active reservations; call once before serving. */
@@ -245,6 +253,15 @@ export class Engine {
       this.clock.now(),
     );
     if (this.customerCache.get(workspaceId)?.delete(id)) this.customerCached--;
+    // What decides which limits apply and their windows: every process must drop its cached context
+    // (the book's invalidation reaches the other processes under a shared limiter).
+    if (
+      before &&
+      (prev.plan !== body.plan ||
+        prev.timezone !== body.timezone ||
+        prev.billingAnchor !== body.billingAnchor)
+    )
+      this.book.invalidate(workspaceId);
     return { customer: toEntity<Customer, CustomerBody>(record), created };
   }
 
@@ -811,15 +828,31 @@ export class Engine {
     }
     const book = this.book.peek(workspaceId) ?? (await this.book.get(workspaceId));
     let gate = null;
-    if (book.balanceRules.length > 0) {
-      const credits = this.balances.estimate(book.balanceRules, book.meters, event as UsageEvent);
+    let result: CheckResult;
+    const credits =
+      book.balanceRules.length > 0
+        ? this.balances.estimate(book.balanceRules, book.meters, event as UsageEvent)
+        : null;
+    if (credits !== null && this.balances.shared) {
+      // Several processes share the ledger: the whole check runs under the customer's ledger lock,
+      // on the ledger caught up with every process's holds and debits (Balances.locked).
+      result = await this.balances.locked(workspaceId, customer.id, (_account, write) =>
+        this.limiter.check(
+          workspaceId,
+          customer,
+          event,
+          reserve,
+          this.balances.gate(workspaceId, customer.id, credits, write),
+        ),
+      );
+    } else {
       if (credits !== null) {
         if (!this.balances.peek(workspaceId, customer.id))
           await this.balances.account(workspaceId, customer.id);
         gate = this.balances.gate(workspaceId, customer.id, credits);
       }
+      result = await this.limiter.check(workspaceId, customer, event, reserve, gate);
     }
-    const result = await this.limiter.check(workspaceId, customer, event, reserve, gate);
     if (result.limits.length > 0) this.alerts.onCheck(workspaceId, customer, result);
     return result;
   }

@@ -2,6 +2,7 @@ export * from "./balances.js";
 export * from "./book.js";
 export * from "./engine.js";
 export * from "./entitlements.js";
+export * from "./heap.js";
 export type * from "./inputs.js";
 export * from "./limiter.js";
 export type * from "./limiter-port.js";

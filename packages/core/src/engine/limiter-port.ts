@@ -60,6 +60,8 @@ export interface LimiterPort {
   ): RateLimitDecision | null | Promise<RateLimitDecision | null>;
   /** Drops loaded quota counters of a workspace (stored events changed in place). */
   forgetFamilies(workspaceId: string): void | Promise<void>;
+  /** A limiter with a shared state store: whether it is reachable now (checks are degraded if not). */
+  connected?(): boolean;
   /** Expires reservations past their TTL and drops idle state; the server calls it every second. */
   sweep(now: number): void | Promise<void>;
 }

@@ -182,6 +182,16 @@ export interface Store {
     page: { after?: number; limit: number },
   ): Promise<{ seq: number; entry: LedgerEntry }[]>;
 
+  /**
+   * Present on stores that several processes share (PostgreSQL). Takes the customer's ledger lock:
+   * every ledger write of that customer, by any process (this lock's `append`, `appendLedger`, the
+   * usage entries stored with events), waits for it, and a customer's entries are numbered (`seq`) in
+   * the order they commit. So a ledger caught up under the lock (`since`) is the whole truth, and an
+   * admission decided on it (a hold, a debit) cannot be overtaken by another process's.
+   * Call `release` in every case (after `append`, it does nothing).
+   */
+  lockLedger?(workspaceId: string, customer: string): Promise<LedgerLock>;
+
   // ---- reports (rollups, retention) ------------------------------------------------------------
   // Rollups are usage pre-aggregated per UTC hour (and per UTC day) and per customer, event type and
   // dimensions without `run` (one row per agent run would make nearly every row unique; runs get a
@@ -433,4 +443,14 @@ export interface DueDelivery {
   url: string;
   /** Current secret first, then the previous one while it is still valid. */
   secrets: string[];
+}
+
+/** A customer's ledger, locked against every other writer (Store.lockLedger). */
+export interface LedgerLock {
+  /** The entries stored after `after` (an exclusive seq), in order. */
+  since(after: number): Promise<{ seq: number; entry: LedgerEntry }[]>;
+  /** Appends the entries, commits and unlocks; resolves with the last entry's seq once durable. */
+  append(entries: LedgerEntry[]): Promise<number>;
+  /** Unlocks without writing (nothing after `append`). */
+  release(): Promise<void>;
 }

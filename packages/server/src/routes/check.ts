@@ -21,11 +21,13 @@ export const presentOutcome = (o: LimitOutcome) => ({
   ...(o.group ? { group: o.group } : {}),
 });
 
-export function checkRoutes(app: FastifyInstance, { engine }: RouteDeps) {
+export function checkRoutes(app: FastifyInstance, { engine, metrics }: RouteDeps) {
   const r = typed(app);
   const config = { role: "service" as const };
   r.post("/v1/check", { schema: { body: CheckBody, tags: ["check"] }, config }, async (req) => {
     const result = await engine.check(req.principal.workspaceId, req.body);
+    if ((result as { degraded?: boolean }).degraded)
+      metrics.checksDegraded.inc({ allowed: String(result.allowed) });
     return {
       allowed: result.allowed,
       ...(result.code ? { code: result.code } : {}),

@@ -47,11 +47,16 @@ program
     "keep hot limit state in Redis (scale-out; needs --postgres)",
     env.TOLLGATE_REDIS_URL,
   )
+  .option(
+    "--redis-cluster",
+    "--redis names Redis Cluster nodes (comma-separated): one slot per workspace",
+    ["1", "true"].includes(env.TOLLGATE_REDIS_CLUSTER ?? ""),
+  )
   .action(async (opts) => {
     const server = await startServer({
       overload: { maxInFlight: opts.maxInFlight },
       ...(opts.postgres ? { postgres: { url: opts.postgres, schema: opts.postgresSchema } } : {}),
-      ...(opts.redis ? { redis: { url: opts.redis } } : {}),
+      ...(opts.redis ? { redis: { url: opts.redis, cluster: opts.redisCluster === true } } : {}),
       apiRateLimit: opts.apiRateLimit > 0 ? { limit: opts.apiRateLimit, windowSeconds: 1 } : null,
       dataDir: opts.data,
       port: opts.port,

@@ -49,8 +49,11 @@ export interface ServerOptions {
    * @example { url: "postgres://tollgate@127.0.0.1:5432/tollgate" }
    */
   postgres?: { url: string; schema?: string };
-  /** Keep hot limit state in Redis, shared by every process (needs `postgres`). `prefix` @default "tg" */
-  redis?: { url: string; prefix?: string };
+  /**
+   * Keep hot limit state in Redis, shared by every process (needs `postgres`). `prefix` @default "tg";
+   * `cluster`: `url` lists Redis Cluster nodes, comma-separated.
+   */
+  redis?: { url: string; prefix?: string; cluster?: boolean };
 }
 
 export interface RunningServer {
@@ -87,7 +90,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     isValidTimeZone,
     prices: priceCatalogue(),
     ...(options.redis
-      ? { limiter: RedisLimiter.factory({ url: options.redis.url, prefix: options.redis.prefix }) }
+      ? {
+          limiter: RedisLimiter.factory({
+            url: options.redis.url,
+            prefix: options.redis.prefix,
+            cluster: options.redis.cluster,
+          }),
+        }
       : {}),
   });
   const boot = await engine.bootstrap(DEFAULT_WORKSPACE, options.adminKey);

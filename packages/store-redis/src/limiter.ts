@@ -30,7 +30,7 @@ import {
   TollgateError,
   type UsageEvent,
 } from "@tollgate/core";
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { CAS_LUA, CHECK_LUA, FINISH_LUA, INCR_LUA, LOAD_LUA, REBUILD_LUA } from "./scripts.js";
 
 export interface RedisLimiterOptions {
@@ -41,11 +41,19 @@ export interface RedisLimiterOptions {
    * @default "tg"
    */
   prefix?: string;
+  /**
+   * A Redis Cluster: `url` lists one or more nodes (comma-separated); the client follows the cluster's
+   * slot map. Every key of a workspace then carries one hash tag, so that a check — whose limits can
+   * be the customer's, its keys' and the workspace's — stays one script in one slot: workspaces spread
+   * over the cluster's nodes, each workspace on one. @default false
+   */
+  cluster?: boolean;
 }
 
 type CheckReply = [string, string?];
 
-interface RedisWithScripts extends Redis {
+type RedisWithScripts = (Redis | Cluster) & Scripts;
+interface Scripts {
   tgCheck(numKeys: number, ...args: (string | number)[]): Promise<CheckReply>;
   tgFinish(k1: string, k2: string, id: string): Promise<number>;
   tgLoad(k1: string, k2: string, asOf: number, ttl: number, fields: string): Promise<number>;
@@ -95,8 +103,9 @@ interface FamilyRef {
  * subject's marker key is missing (Redis flushed or replaced), before any check of it is answered.
  * Rate-limit windows are hot state only and start empty after a flush.
  *
- * Keys carry a hash tag per subject ({workspace|customer}, or {workspace|*} for workspace-wide limits),
- * so a customer's keys share a Redis Cluster slot.
+ * Keys carry a hash tag per subject ({workspace|customer}, or {workspace|*} for workspace-wide limits);
+ * on a Redis Cluster (`cluster: true`) one tag per workspace, so that every check is one script in
+ * one slot.
  *
  * Not yet: rolling-period quotas and balance gates across processes (see docs/scale-out.md).
  */
@@ -125,9 +134,20 @@ export class RedisLimiter implements LimiterPort {
     this.clock = context.clock;
     this.newId = context.newId;
     this.prefix = options.prefix ?? "tg";
+    this.cluster = options.cluster ?? false;
     // No offline queue: while Redis is unreachable a command fails at once, so fail_mode answers
     // without waiting for reconnect attempts (restore() waits for the first connection).
-    const redis = new Redis(options.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+    const redis: Redis | Cluster = this.cluster
+      ? new Cluster(
+          options.url.split(",").map((u) => u.trim()),
+          {
+            enableOfflineQueue: false,
+            redisOptions: { maxRetriesPerRequest: 1 },
+            // Reconnect by itself after the cluster was unreachable (as a single Redis does).
+            clusterRetryStrategy: (times) => Math.min(100 * times, 2_000),
+          },
+        )
+      : new Redis(options.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
     redis.on("error", () => {}); // reconnects by itself; commands fail meanwhile (UNAVAILABLE)
     redis.defineCommand("tgCheck", { lua: CHECK_LUA });
     redis.defineCommand("tgFinish", { numberOfKeys: 2, lua: FINISH_LUA });
@@ -150,7 +170,10 @@ export class RedisLimiter implements LimiterPort {
         .then(() => this.redis.publish(`${this.prefix}:defs`, workspaceId))
         .catch(() => {});
     };
-    this.subscriber = redis.duplicate({ enableOfflineQueue: true });
+    this.subscriber =
+      redis instanceof Cluster
+        ? redis.duplicate(undefined, { enableOfflineQueue: true })
+        : redis.duplicate({ enableOfflineQueue: true });
     this.subscriber.on("error", () => {});
     this.subscriber.subscribe(`${this.prefix}:defs`).catch(() => {});
     this.subscriber.on("message", (_channel: string, workspaceId: string) => {
@@ -160,14 +183,16 @@ export class RedisLimiter implements LimiterPort {
   }
 
   private readonly invalidateHere: (workspaceId: string) => void;
-  private readonly subscriber: Redis;
+  private readonly subscriber: Redis | Cluster;
+  /** Redis Cluster: one hash tag per workspace (see RedisLimiterOptions.cluster). */
+  private readonly cluster: boolean;
   /** workspace → the definitions version its loaded book was read at */
   private readonly versions = new Map<string, string>();
   /** Checks of one subject in this process run one at a time (only other processes then contend). */
   private readonly queues = new Map<string, Promise<unknown>>();
 
   private versionKey(workspaceId: string): string {
-    return `${this.prefix}:{${workspaceId}|*}:v:`;
+    return this.key(this.tagOf(workspaceId, "*"), "v", "");
   }
 
   private serialize<T>(tag: string, fn: () => Promise<T>): Promise<T> {
@@ -212,7 +237,8 @@ export class RedisLimiter implements LimiterPort {
   // ---- keys ------------------------------------------------------------------------------------
 
   private tagOf(workspaceId: string, subject: string): string {
-    return `{${workspaceId}|${subject}}`;
+    // The prefix is in a cluster's tag, so that deployments sharing a cluster spread too.
+    return this.cluster ? `{${this.prefix}|${workspaceId}}` : `{${workspaceId}|${subject}}`;
   }
   private key(tag: string, kind: string, id: string): string {
     return `${this.prefix}:${tag}:${kind}:${id}`;
@@ -353,7 +379,7 @@ export class RedisLimiter implements LimiterPort {
     balance: BalanceGate | null = null,
   ): Promise<CheckResult> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const result = await this.serialize(this.tagOf(workspaceId, customer.id), () =>
+      const result = await this.serialize(`${workspaceId}\u0000${customer.id}`, () =>
         this.checkOnce(workspaceId, customer, event, reserve, balance),
       );
       if (result !== "DEFS") return this.afterCheck(workspaceId, result, balance);
@@ -1006,9 +1032,14 @@ export class RedisLimiter implements LimiterPort {
 
   async forgetFamilies(workspaceId: string): Promise<void> {
     // Counters reload from the store on their next check.
-    const stream = this.redis.scanStream({ match: `${this.prefix}:{${workspaceId}|*}:q:*`, count: 500 });
-    for await (const batch of stream as AsyncIterable<string[]>)
-      if (batch.length) await this.redis.del(...batch);
+    const match = this.cluster
+      ? `${this.prefix}:${this.tagOf(workspaceId, "*")}:q:*`
+      : `${this.prefix}:{${workspaceId}|*}:q:*`;
+    const nodes = this.redis instanceof Cluster ? this.redis.nodes("master") : [this.redis];
+    for (const node of nodes) {
+      for await (const batch of node.scanStream({ match, count: 500 }) as AsyncIterable<string[]>)
+        if (batch.length) await node.del(...batch);
+    }
     this.seen.clear();
   }
 

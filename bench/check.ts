@@ -519,6 +519,24 @@ async function redisRoundTrips(admin: Redis): Promise<number> {
   return n;
 }
 
+/** redis-server's CPU seconds so far (user + system), from INFO cpu. */
+async function redisCpuSeconds(admin: Redis): Promise<number> {
+  const info = await admin.info("cpu");
+  const user = Number(info.match(/used_cpu_user:([\d.]+)/)?.[1] ?? 0);
+  const sys = Number(info.match(/used_cpu_sys:([\d.]+)/)?.[1] ?? 0);
+  return user + sys;
+}
+
+/** Runs a measurement and adds the CPU per call of this process and of redis-server. */
+async function withCpu(admin: Redis, run: () => Promise<Figures>) {
+  const r0 = await redisCpuSeconds(admin);
+  const c0 = process.cpuUsage();
+  const f = await run();
+  const c = process.cpuUsage(c0);
+  const r1 = await redisCpuSeconds(admin);
+  return { ...f, nodeUs: (c.user + c.system) / f.calls, redisUs: ((r1 - r0) * 1e6) / f.calls };
+}
+
 async function sharedState(): Promise<void> {
   const port = await freePort();
   const server = spawn(
@@ -587,10 +605,12 @@ async function sharedState(): Promise<void> {
     const tgTrips = (await redisRoundTrips(admin)) / tg.calls;
     base = best(base, await sequential(baseline, baselineAllowed, SECONDS));
     tg = best(tg, await sequential(tollgate, tollgateAllowed, SECONDS));
-    const baseC = await concurrent(baseline, baselineAllowed, SECONDS / 2, DEPTH);
+    const baseC = await withCpu(admin, () => concurrent(baseline, baselineAllowed, SECONDS / 2, DEPTH));
     await admin.config("RESETSTAT");
-    const tgC = await concurrent(tollgate, tollgateAllowed, SECONDS / 2, DEPTH);
+    const tgC = await withCpu(admin, () => concurrent(tollgate, tollgateAllowed, SECONDS / 2, DEPTH));
     const tgCTrips = (await redisRoundTrips(admin)) / tgC.calls;
+    const cpu = (f: { nodeUs: number; redisUs: number }) =>
+      `  CPU/check: process ${f.nodeUs.toFixed(1)} µs, redis-server ${f.redisUs.toFixed(1)} µs`;
 
     console.log(
       `(d) shared state, ${fmt(KEYS)} keys of ${fmt(CUSTOMERS)} customers round robin, best of 2 rounds of ${SECONDS} s`,
@@ -614,11 +634,11 @@ async function sharedState(): Promise<void> {
       tg,
       `  (${(tg.rate / base.rate).toFixed(2)}x baseline)  ${tgTrips.toFixed(2)} Redis round trips/check`,
     );
-    line(`baseline  same, ${DEPTH} calls in flight`, baseC);
+    line(`baseline  same, ${DEPTH} calls in flight`, baseC, cpu(baseC));
     line(
       `tollgate  same, ${DEPTH} calls in flight`,
       tgC,
-      `  (${(tgC.rate / baseC.rate).toFixed(2)}x baseline)  ${tgCTrips.toFixed(2)} Redis round trips/check`,
+      `  (${(tgC.rate / baseC.rate).toFixed(2)}x baseline)  ${tgCTrips.toFixed(2)} Redis round trips/check${cpu(tgC)}`,
     );
     console.log(
       "  target: >= 1.0x baseline throughput while checking 3 limits, exactly 1 Redis round trip per check",

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { cleanEnv, cleanup, type ServeProc, serve, sleep, tempDir } from "../e2e/proc.js";
+import { dropSchema, freshSchema, PG_URL } from "../store/pg.js";
 import { readTrace } from "../support/azure.js";
 
 /**
@@ -19,18 +20,8 @@ afterAll(async () => {
   await cleanup();
 });
 
-const PG_URL = process.env.TOLLGATE_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const pgSchema = `crash_${process.pid}_${Date.now().toString(36)}`;
-afterAll(async () => {
-  const { default: pg } = await import("pg");
-  const client = new pg.Client({ connectionString: PG_URL });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`);
-  } finally {
-    await client.end();
-  }
-});
+const pgSchema = freshSchema("crash");
+afterAll(() => dropSchema(pgSchema));
 
 describe.each([
   ["SQLite", [] as string[]],

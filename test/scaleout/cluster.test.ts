@@ -8,7 +8,7 @@ import { PostgresStore } from "@tollgate/store-postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isValidTimeZone } from "../../packages/cli/src/timezone.js";
 import { cleanEnv, cleanup, type ServeProc, serve, stop } from "../e2e/proc.js";
-import { freshSchema, PG_URL } from "../store/pg.js";
+import { dropSchema, freshSchema, PG_URL } from "../store/pg.js";
 import { nodeOfKey, type RedisCluster, startRedisCluster } from "../support/redis-cluster.js";
 import { call } from "../support/server.js";
 
@@ -59,11 +59,7 @@ afterAll(async () => {
   await Promise.all(servers.map((s) => stop(s)));
   await cluster?.stop();
   await cleanup();
-  const { default: pg } = await import("pg");
-  const client = new pg.Client({ connectionString: PG_URL });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await client.end();
+  await dropSchema(schema);
 }, 60_000);
 
 describe("Redis Cluster", () => {

@@ -4,7 +4,7 @@
 // recovery from PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanEnv, cleanup, freePort, type Proc, type ServeProc, serve, start, stop } from "../e2e/proc.js";
-import { freshSchema, PG_URL } from "../store/pg.js";
+import { dropSchema, freshSchema, PG_URL } from "../store/pg.js";
 import { call } from "../support/server.js";
 
 const ADMIN_KEY = "tg_scaleout_admin_key_0123456789";
@@ -75,11 +75,7 @@ afterAll(async () => {
   await Promise.all(servers.map((s) => stop(s)));
   await stopRedis();
   await cleanup();
-  const { default: pg } = await import("pg");
-  const client = new pg.Client({ connectionString: PG_URL });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await client.end();
+  await dropSchema(schema);
 }, 60_000);
 
 describe("several processes, one PostgreSQL and one Redis", () => {

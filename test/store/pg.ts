@@ -7,3 +7,15 @@ export const PG_URL = process.env.TOLLGATE_TEST_POSTGRES_URL ?? "postgres://post
 export function freshSchema(prefix = "tg_test"): string {
   return `${prefix}_${randomBytes(6).toString("hex")}`;
 }
+
+/** Drops a schema made with freshSchema (and everything in it). */
+export async function dropSchema(schema: string, url = PG_URL): Promise<void> {
+  const { default: pg } = await import("pg");
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { Clock } from "@tollgate/core";
 import type { ApiRateLimitOptions, OverloadOptions } from "@tollgate/server";
 import { type RunningServer, startServer } from "../../packages/cli/src/runtime.js";
+import { dropSchema } from "../store/pg.js";
 
 export interface TestServer {
   url: string;
@@ -81,21 +82,10 @@ export async function startTestServer(
       await server.close();
       if (!options.dataDir) {
         rmSync(dataDir, { recursive: true, force: true });
-        if (postgres) await dropSchema(postgres.url, postgres.schema);
+        if (postgres) await dropSchema(postgres.schema, postgres.url);
       }
     },
   };
-}
-
-async function dropSchema(url: string, schema: string): Promise<void> {
-  const { default: pg } = await import("pg");
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  } finally {
-    await client.end();
-  }
 }
 
 export async function call(

@@ -9,6 +9,13 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(",")}}`;
 }
 
+/**
+ * Keys as JSON with the colon (`"tokens_in":`), kept for the few names events use over and over:
+ * canonicalFlat runs two or three times for every recorded event. Bounded: cleared when full.
+ */
+const keyJson = new Map<string, string>();
+const KEY_JSON_MAX = 4096;
+
 /** Canonical JSON of a flat object of strings or numbers (event values and dimensions): keys sorted. */
 export function canonicalFlat(obj: Record<string, string | number> | undefined): string {
   if (obj === undefined) return "{}";
@@ -18,8 +25,16 @@ export function canonicalFlat(obj: Record<string, string | number> | undefined):
   let out = "{";
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i]!;
+    let kj = keyJson.get(k);
+    if (kj === undefined) {
+      if (keyJson.size >= KEY_JSON_MAX) keyJson.clear();
+      kj = `${JSON.stringify(k)}:`;
+      keyJson.set(k, kj);
+    }
     const v = obj[k];
-    out += `${i === 0 ? "" : ","}${JSON.stringify(k)}:${typeof v === "number" ? String(v) : JSON.stringify(v)}`;
+    if (i > 0) out += ",";
+    out += kj;
+    out += typeof v === "number" ? String(v) : JSON.stringify(v);
   }
   return `${out}}`;
 }

@@ -3,28 +3,49 @@ import { invalid } from "./errors.js";
 const RFC3339 =
   /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
 
-const daysInMonth = (y: number, m: number) => new Date(Date.UTC(y, m, 0)).getUTCDate();
+/** Days in month `m` (1-12) of year `y` (proleptic Gregorian). */
+function daysInMonth(y: number, m: number): number {
+  if (m === 2) return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28;
+  return m === 4 || m === 6 || m === 9 || m === 11 ? 30 : 31;
+}
+
+/** Days from 1970-01-01 to the civil date (proleptic Gregorian; H. Hinnant's algorithm). */
+function daysFromCivil(year: number, m: number, d: number): number {
+  const y = m <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1;
+  return era * 146_097 + yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy - 719_468;
+}
 
 /**
  * Parses an RFC 3339 instant to epoch ms, strictly: every field in range (no 30 February, no hour 24,
- * no offset past ±23:59); `field` names it in the error.
+ * no offset past ±23:59); `field` names it in the error. Fractions of a millisecond are dropped
+ * (truncated, as Date.parse does). On the ingest path for every event: integer arithmetic only.
  */
 export function parseInstant(text: string, field: string): number {
   const m = RFC3339.exec(text);
-  const n = (i: number) => Number(m![i]);
-  const valid =
-    m !== null &&
-    n(2) >= 1 &&
-    n(2) <= 12 &&
-    n(3) >= 1 &&
-    n(3) <= daysInMonth(n(1), n(2)) &&
-    n(4) <= 23 &&
-    n(5) <= 59 &&
-    n(6) <= 59 &&
-    (m[8] === undefined || (n(8) <= 23 && n(9) <= 59));
-  const ms = valid ? Date.parse(text.replace(" ", "T")) : Number.NaN;
-  if (!Number.isFinite(ms)) throw invalid(`${field} must be an RFC 3339 instant`, { field });
-  return ms;
+  if (m !== null) {
+    const y = Number(m[1]);
+    const mo = Number(m[2]);
+    const d = Number(m[3]);
+    const h = Number(m[4]);
+    const mi = Number(m[5]);
+    const sec = Number(m[6]);
+    const offH = m[8] === undefined ? 0 : Number(m[8]);
+    const offM = m[9] === undefined ? 0 : Number(m[9]);
+    if (mo >= 1 && mo <= 12 && d >= 1 && d <= daysInMonth(y, mo) && h <= 23 && mi <= 59 && sec <= 59) {
+      if (offH <= 23 && offM <= 59) {
+        const frac = m[7];
+        const ms = frac === undefined ? 0 : Number(`${frac.slice(1, 4)}00`.slice(0, 3));
+        // Date.UTC maps years 0-99 to 1900-1999: set the full year afterwards.
+        const sign = text[text.length - 6] === "-" ? -1 : 1;
+        const local = (daysFromCivil(y, mo, d) * 86_400 + (h * 60 + mi) * 60 + sec) * 1000 + ms;
+        return local - sign * (offH * 60 + offM) * 60_000;
+      }
+    }
+  }
+  throw invalid(`${field} must be an RFC 3339 instant`, { field });
 }
 
 /** Formats epoch ms as RFC 3339 UTC, without milliseconds when they are zero. */

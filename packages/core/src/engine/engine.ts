@@ -523,17 +523,23 @@ export class Engine {
     classes: ModelClassMap | null = null,
     termsOf: Map<string, PlanTerms | null> | null = null,
   ): { stored: EventToStore; unknownModel?: string; notIncluded?: string } {
-    const field = (name: string) => `events[${index}].${name}`;
+    // (No closure and no field name built per event: this runs for every recorded event.)
     let timestamp = now;
     if (input.timestamp !== undefined) {
       try {
-        timestamp = parseInstant(input.timestamp, field("timestamp"));
-      } catch (e) {
-        if (e instanceof TollgateError) e.details!.index = index;
-        throw e;
+        timestamp = parseInstant(input.timestamp, "timestamp");
+      } catch {
+        timestamp = Number.NaN;
+      }
+      if (Number.isNaN(timestamp)) {
+        const field = `events[${index}].timestamp`;
+        throw invalid(`${field} must be an RFC 3339 instant`, { field, index });
       }
       if (timestamp > now + EVENT_FUTURE_SKEW_MS) {
-        throw invalid("timestamp is more than 24 hours in the future", { index, field: field("timestamp") });
+        throw invalid("timestamp is more than 24 hours in the future", {
+          index,
+          field: `events[${index}].timestamp`,
+        });
       }
     }
     const values = input.values ?? {};
@@ -543,7 +549,7 @@ export class Engine {
       if (!Number.isSafeInteger(v) || (v as number) < 0) {
         throw invalid(`values.${name} must be a non-negative integer up to 2^53-1`, {
           index,
-          field: field(`values.${name}`),
+          field: `events[${index}].values.${name}`,
         });
       }
     }

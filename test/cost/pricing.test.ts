@@ -314,6 +314,28 @@ describe("cost of recorded events", () => {
     const no = await check(t, { customer: "s", values: { tokens_in: 10_001 }, dimensions: { model: "m2" } });
     expect(no.allowed).toBe(false);
     expect(no.code).toBe("LIMIT_EXCEEDED");
+    // The same cap listed inline in a plan: its amount is USD too.
+    await put(t, "/v1/plans/capped", {
+      name: "Capped",
+      limits: [{ id: "plan-budget", meter: "spend", amount: "1.00", period: "month" }],
+    });
+    await put(t, "/v1/customers/p", { plan: "capped" });
+    await record(t, [{ customer: "p", values: { tokens_in: 90_000 }, dimensions: { model: "m2" } }]);
+    expect(
+      (await check(t, { customer: "p", values: { tokens_in: 10_000 }, dimensions: { model: "m2" } })).allowed,
+    ).toBe(true);
+    const over = await check(t, {
+      customer: "p",
+      values: { tokens_in: 10_001 },
+      dimensions: { model: "m2" },
+    });
+    expect(over).toMatchObject({ allowed: false, code: "LIMIT_EXCEEDED" });
+    const state = await t.api("GET", "/v1/customers/p/limits");
+    expect(state.status, state.text).toBe(200);
+    expect(state.body.data.find((l: { id: string }) => l.id === "plan-budget")).toMatchObject({
+      percent_used: 90,
+      state: "warning",
+    });
     // A USD amount on a meter that is not money is refused.
     expectError(
       await t.api("PUT", "/v1/limits/bad", {

@@ -1,5 +1,8 @@
 import type { Clock } from "../clock.js";
+import { invalid } from "../errors.js";
+import { bounds } from "../limits.js";
 import type { Store } from "../ports/store.js";
+import { parsePicoUsd } from "../pricing/money.js";
 import type {
   AnyLimit,
   ConcurrencyLimit,
@@ -161,7 +164,8 @@ export class LimitBook {
     // Limits a plan lists inline come first; a PUT /v1/limits record of the same id and plan wins.
     for (const p of await listAll<PlanBody>(this.store, ws, "plan")) {
       const scope = { kind: "plan" as const, plan: p.id };
-      for (const l of p.body.limits ?? []) add(toQuota(l.id, scope, l, 0));
+      // (As stored: a spend cap's amount is still the USD string it was sent as.)
+      for (const l of p.body.limits ?? []) add(toQuota(l.id, scope, withPicoAmount(l), 0));
       for (const l of p.body.rateLimits ?? []) add(toRateLimit(l.id, scope, l, 0));
       for (const l of p.body.concurrencyLimits ?? []) add(toConcurrencyLimit(l.id, scope, l, 0));
     }
@@ -181,4 +185,18 @@ function mapOf<K, V>(m: Map<K, Map<string, V>>, k: K): Map<string, V> {
     m.set(k, inner);
   }
   return inner;
+}
+
+/**
+ * A quota whose amount is a spend cap (a decimal USD string, on a meter over cost) with the amount in
+ * pico-USD, the unit values.cost is counted in; other quotas as they are.
+ */
+export function withPicoAmount<Q extends QuotaInput>(q: Q): Q {
+  const amount = q.amount as unknown;
+  if (typeof amount !== "string") return q;
+  const pico = parsePicoUsd(amount, { field: "amount" });
+  if (pico > BigInt(bounds.amountMax)) {
+    throw invalid("amount is more than 9007.199254740991 USD", { field: "amount" });
+  }
+  return { ...q, amount: Number(pico) };
 }

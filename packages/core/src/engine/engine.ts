@@ -8,7 +8,7 @@ import { type CalendarUnit, nextWindowStartUtc, windowStartUtc } from "../period
 import type { ModelClassMap } from "../plans/model-classes.js";
 import { type PlanTerms, type PlanTermsInput, toPlanTerms } from "../plans/terms.js";
 import type { EventToStore, ReservationRecord, Store, StoredRecord } from "../ports/store.js";
-import { formatPicoUsd, parsePicoUsd } from "../pricing/money.js";
+import { formatPicoUsd } from "../pricing/money.js";
 import { limitState, percentUsed } from "../quota/decide.js";
 import {
   type AnyLimit,
@@ -33,7 +33,7 @@ import {
   type DebitInput,
   toBalanceRule,
 } from "./balances.js";
-import { LimitBook, listAll } from "./book.js";
+import { LimitBook, listAll, withPicoAmount } from "./book.js";
 import {
   decideEntitlement,
   ENTITLEMENT_FLAG_DIMENSION,
@@ -701,20 +701,12 @@ export class Engine {
       throw invalid("a quota counts a sum or count meter", { field: "meter" });
     }
     // A spend cap: the amount is money (a decimal USD string), counted in pico-USD like values.cost.
-    const amount = q.amount as unknown;
-    if (typeof amount === "string") {
-      if (!meter.body.value.includes("cost")) {
-        throw invalid("amount is a number of meter units (a USD string only for a meter over cost)", {
-          field: "amount",
-        });
-      }
-      const pico = parsePicoUsd(amount, { field: "amount" });
-      if (pico > BigInt(bounds.amountMax)) {
-        throw invalid("amount is more than 9007.199254740991 USD", { field: "amount" });
-      }
-      return toQuota(id, scope, { ...q, amount: Number(pico) }, 0);
+    if (typeof (q.amount as unknown) === "string" && !meter.body.value.includes("cost")) {
+      throw invalid("amount is a number of meter units (a USD string only for a meter over cost)", {
+        field: "amount",
+      });
     }
-    return toQuota(id, scope, q, 0);
+    return toQuota(id, scope, withPicoAmount(q), 0);
   }
 
   async getLimit(

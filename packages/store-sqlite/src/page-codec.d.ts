@@ -5,7 +5,7 @@ export interface EncodedPage {
   asOfSeq: number;
 }
 
-export function createPageEncoder(): {
+export function createPageEncoder(tableMax?: number): {
   encode(rows: unknown[][], asOfSeq: number): { message: EncodedPage; transfer: ArrayBuffer[] };
 };
 

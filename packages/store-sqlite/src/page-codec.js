@@ -8,8 +8,11 @@ const INLINE = 0x80000000;
 /** Entries each table may hold: memory stays bounded when every event has its own dimensions. */
 const TABLE_MAX = 50_000;
 
-/** The reader thread's side: interns what repeats and lays a page of raw rows out in columns. */
-export function createPageEncoder() {
+/**
+ * The reader thread's side: interns what repeats and lays a page of raw rows out in columns.
+ * @param {number} tableMax entries per table (tests make it small)
+ */
+export function createPageEncoder(tableMax = TABLE_MAX) {
   const strings = new Map([[null, 0]]);
   const dims = new Map();
   const shapes = new Map();
@@ -34,7 +37,7 @@ export function createPageEncoder() {
       const str = (s) => {
         let i = strings.get(s);
         if (i !== undefined) return i;
-        if (strings.size >= TABLE_MAX) return INLINE + inline.push(s) - 1;
+        if (strings.size >= tableMax) return INLINE + inline.push(s) - 1;
         i = strings.size;
         strings.set(s, i);
         newStrings.push(s);
@@ -52,7 +55,7 @@ export function createPageEncoder() {
         const dj = row[6];
         let d = dims.get(dj);
         if (d === undefined) {
-          if (dims.size >= TABLE_MAX) d = INLINE + inline.push(dj) - 1;
+          if (dims.size >= tableMax) d = INLINE + inline.push(dj) - 1;
           else {
             d = dims.size;
             dims.set(dj, d);
@@ -69,9 +72,9 @@ export function createPageEncoder() {
         for (const k of keys) if (typeof v[k] !== "number" || k === "__proto__") numbers = false;
         let s;
         if (numbers) {
-          const key = keys.join("\u0000");
+          const key = JSON.stringify(keys);
           s = shapes.get(key);
-          if (s === undefined && shapes.size < TABLE_MAX) {
+          if (s === undefined && shapes.size < tableMax) {
             s = shapes.size;
             shapes.set(key, s);
             newShapes.push(keys);

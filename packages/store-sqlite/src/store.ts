@@ -496,7 +496,11 @@ export class SqliteStore implements Store {
       // One connection, no thread can share it: page on the main thread.
       let after = scan.after;
       for (;;) {
-        const page = await this.pageEvents(workspaceId, { ...scan, asOfSeq, ...(after ? { after } : {}) }, pageSize);
+        const page = await this.pageEvents(
+          workspaceId,
+          { ...scan, asOfSeq, ...(after ? { after } : {}) },
+          pageSize,
+        );
         if (page.events.length === 0) return;
         yield page;
         const last = page.events[page.events.length - 1]!;
@@ -506,7 +510,10 @@ export class SqliteStore implements Store {
     const worker = new Worker(new URL("./reader-worker.js", import.meta.url), {
       workerData: { path: this.path, ws, asOfSeq, scan, pageSize, ahead: streamAhead },
     });
-    type Message = { type: "page"; page: EncodedPage } | { type: "end" } | { type: "failed"; message: string };
+    type Message =
+      | { type: "page"; page: EncodedPage }
+      | { type: "end" }
+      | { type: "failed"; message: string };
     const inbox: Message[] = [];
     let wake: (() => void) | null = null;
     const deliver = (m: Message) => {

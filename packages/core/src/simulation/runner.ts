@@ -14,10 +14,11 @@ import {
 import type { KeyMinter } from "../engine/ports.js";
 import type { PriceCatalogue } from "../engine/pricing.js";
 import { invalid } from "../errors.js";
+import type { LedgerEntry } from "../ledger/types.js";
 import { bounds } from "../limits.js";
 import { meterMatches, meterValue } from "../meter/meter.js";
-import type { LedgerEntry } from "../ledger/types.js";
 import type { EventPage, EventPageScan, EventToStore, RecordKind, Store } from "../ports/store.js";
+import { formatPicoUsd } from "../pricing/money.js";
 import { formatInstant, parseInstant } from "../time.js";
 import type { MeterDef, UsageEvent } from "../types.js";
 import { applyDefinitions, type ProposedConfig } from "./apply.js";
@@ -127,6 +128,17 @@ export class Simulation {
   private readonly pendingCustomers = new Set<string>();
   private sharedCounters = true;
   private direct = false;
+  /** Customers' contexts for the direct path's batches (definitions do not change during a replay). */
+  private readonly contexts = new Map<string, Promise<CustomerContext>>();
+  private readonly contextOf = (id: string): Promise<CustomerContext> => {
+    let p = this.contexts.get(id);
+    if (p === undefined) {
+      if (this.contexts.size >= simulationBounds.customersMax * 10) this.contexts.clear();
+      p = this.engine.customerContext(this.deps.workspaceId, id);
+      this.contexts.set(id, p);
+    }
+    return p;
+  };
 
   private constructor(
     private readonly deps: SimulationDeps,
@@ -244,8 +256,18 @@ export class Simulation {
       if (page.events.length === 0) continue;
       for (let i = 0; i < page.events.length; i++) {
         const event = page.events[i]!.event;
-        if (this.direct) await this.replayDirect(ws, engine, event);
-        else await this.replay(ws, engine, event);
+        if (this.direct) {
+          // replay's direct path, inline (an async call per event costs more than the rest of it).
+          if (this.flushesBefore(event)) await this.flush(ws); // at the clock of the batch's last event
+          this.clock.set(event.timestamp);
+          const values = checkedValues(event);
+          this.replayLimiter!.take();
+          const result = await engine.check(ws, {
+            event: { type: event.type, customer: event.customer, values, dimensions: event.dimensions },
+          });
+          if (Simulation.raisesOnCheck(result)) await engine.alerts.settle();
+          this.checkedDirect(ws, event, values, result);
+        } else await this.replay(ws, engine, event);
         // Let the process serve others at least every pauseEveryMs (a page can take longer than that).
         if ((i & 127) === 127 && this.deps.pause && this.deps.stopwatch) {
           const now = this.deps.stopwatch();
@@ -279,36 +301,21 @@ export class Simulation {
     return this.tally.result({ from: this.from, to: this.to, customers: this.customers, elapsedMs });
   }
 
+  /** Whether the pending batch must be recorded before this event's check can run (it could see it). */
+  private flushesBefore(event: UsageEvent): boolean {
+    const pending = this.direct ? this.pendingDirect.length : this.pending.length;
+    return (
+      pending > 0 &&
+      (this.sharedCounters || this.pendingCustomers.has(event.customer) || pending >= bounds.batchEventsMax)
+    );
+  }
+
   /**
-   * The direct path of `replay`: the event is priced once (the check would price the same values at
-   * the same instant, and recordEvents again), checked with those values, and kept as recordEvents
-   * would have normalized it. Decisions are still Engine.check's.
+   * The direct path of `replay`, after the check (run() makes it): the values the check priced (at
+   * this instant, as recordEvents would price them) are kept for recording, or price a refused event.
    */
-  private async replayDirect(ws: string, engine: Engine, event: UsageEvent): Promise<void> {
-    if (
-      this.pendingDirect.length > 0 &&
-      (this.sharedCounters ||
-        this.pendingCustomers.has(event.customer) ||
-        this.pendingDirect.length >= bounds.batchEventsMax)
-    ) {
-      await this.flush(ws); // at the clock of the batch's last event
-    }
-    this.clock.set(event.timestamp);
-    // As in replay: a cost Tollgate computed is priced again, a producer's cost stays.
-    let values = event.values;
-    if (event.priceRow !== undefined && values.cost !== undefined) {
-      const { cost: _, ...rest } = values;
-      values = rest;
-    }
-    const limiter = this.replayLimiter!;
-    limiter.take();
-    const result = await engine.check(ws, {
-      event: { type: event.type, customer: event.customer, values, dimensions: event.dimensions },
-    });
-    // The values as the check priced them (at this instant): what recordEvents would store, and the
-    // proposed price of a refused event.
-    const priced = limiter.take()?.values ?? this.price(ws, values, event);
-    await this.settleCheckAlerts(engine, result);
+  private checkedDirect(ws: string, event: UsageEvent, values: Record<string, number>, result: CheckResult) {
+    const priced = this.replayLimiter!.take()?.values ?? this.price(ws, values, event);
     this.tally.check(event.customer, event.timestamp, event.values.cost ?? 0, result);
     this.tallyActualCredits(event);
     if (result.allowed) {
@@ -339,16 +346,15 @@ export class Simulation {
 
   /**
    * A soft or shadow quota a check let a request past raises `limit.exceeded` in the background
-   * (AlertCenter.onCheck), at the clock it then reads: wait for it before the clock moves on, so that
-   * the alert is the check's, whatever the number of awaits between two events.
+   * (AlertCenter.onCheck), at the clock it then reads: the replay waits for it (alerts.settle) before
+   * the clock moves on, so that the alert is the check's, whatever the number of awaits between two
+   * events.
    */
-  private async settleCheckAlerts(engine: Engine, result: CheckResult): Promise<void> {
+  private static raisesOnCheck(result: CheckResult): boolean {
     for (const o of result.limits) {
-      if (o.kind === "quota" && o.exceeded && o.enforcement !== "hard") {
-        await engine.alerts.settle();
-        return;
-      }
+      if (o.kind === "quota" && o.exceeded && o.enforcement !== "hard") return true;
     }
+    return false;
   }
 
   private tallyActualCredits(event: UsageEvent): void {
@@ -367,26 +373,13 @@ export class Simulation {
 
   /** One stored event: check it at its own time; if admitted, record it so that counters advance. */
   private async replay(ws: string, engine: Engine, event: UsageEvent): Promise<void> {
-    if (
-      this.pending.length > 0 &&
-      (this.sharedCounters ||
-        this.pendingCustomers.has(event.customer) ||
-        this.pending.length >= bounds.batchEventsMax)
-    ) {
-      await this.flush(ws); // at the clock of the batch's last event
-    }
+    if (this.flushesBefore(event)) await this.flush(ws); // at the clock of the batch's last event
     this.clock.set(event.timestamp);
-    // A cost Tollgate computed (a price row) is priced again under the proposed prices; a cost the
-    // producer sent (no price row) is the producer's word and stays (as in repricing).
-    let values = event.values;
-    if (event.priceRow !== undefined && values.cost !== undefined) {
-      const { cost: _, ...rest } = values;
-      values = rest;
-    }
+    const values = checkedValues(event);
     const result = await engine.check(ws, {
       event: { type: event.type, customer: event.customer, values, dimensions: event.dimensions },
     });
-    await this.settleCheckAlerts(engine, result);
+    if (Simulation.raisesOnCheck(result)) await engine.alerts.settle();
     this.tally.check(event.customer, event.timestamp, event.values.cost ?? 0, result);
     this.tallyActualCredits(event);
     if (result.allowed) {
@@ -436,11 +429,10 @@ export class Simulation {
     const book = engine.book.peek(ws) ?? (await engine.book.get(ws));
     const ledgers: (LedgerEntry[] | undefined)[] | null = book.balanceRules.length > 0 ? [] : null;
     if (ledgers !== null) {
-      for (const e of batch) ledgers.push(engine.balances.usageEntries(book.balanceRules, book.meters, e, now));
+      for (const e of batch)
+        ledgers.push(engine.balances.usageEntries(book.balanceRules, book.meters, e, now));
     }
-    const applyIncrements = await engine.limiter.prepareIncrements(ws, batch, (id) =>
-      engine.customerContext(ws, id),
-    );
+    const applyIncrements = await engine.limiter.prepareIncrements(ws, batch, this.contextOf);
     const inserted = new Array<number>(batch.length);
     for (let i = 0; i < batch.length; i++) inserted[i] = i;
     // Never in a snapshot a counter was loaded from: the sink store holds no events.
@@ -501,6 +493,20 @@ function usageOf(ledger: LedgerEntry[] | undefined) {
       out.push({ rule: l.rule, units: l.units, creditsPerUnit: l.creditsPerUnit, unit: l.unit });
   }
   return out;
+}
+
+/**
+ * The values a stored event is checked with: a cost Tollgate computed (a price row) is priced again
+ * under the proposed prices; a cost the producer sent (no price row) is the producer's word and stays
+ * (as in repricing). Stored costs are pico-USD numbers; the check refuses a number for money.
+ */
+function checkedValues(event: UsageEvent): Record<string, number> {
+  const values = event.values;
+  if (values.cost === undefined) return values;
+  const { cost, ...rest } = values;
+  if (event.priceRow !== undefined) return rest;
+  // The producer's cost as a check (and recordEvents) takes it: a decimal USD string, read back exactly.
+  return { ...rest, cost: formatPicoUsd(cost) as unknown as number };
 }
 
 /** pageEvents' pages from one snapshot (the first page's), for a store without streamEvents. */

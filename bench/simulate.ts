@@ -5,6 +5,7 @@
  * the same SQLite file, nothing done with them) in the same run.
  *
  *   npm run bench:simulate -- [--events 10000000] [--data /tmp/tollgate-simulate-bench] [--scan-runs 1]
+ *     [--recording direct|store] [--read stream|page]
  *
  * Prints events/s of the replay and of the bare scan, their ratio, and the peak RSS of the process
  * during the replay (sampled after every page) and over its whole life (getrusage maxrss). Events are
@@ -35,6 +36,10 @@ const { values: args } = parseArgs({
     data: { type: "string" },
     "scan-runs": { type: "string", default: "1" },
     "generate-only": { type: "boolean", default: false },
+    /** direct (default) or store: how the replay records admitted events (SimulationDeps.recording). */
+    recording: { type: "string", default: "direct" },
+    /** stream (default: the store's reader thread) or page: pageEvents on the main thread. */
+    read: { type: "string", default: "stream" },
   },
 });
 const total = Number(args.events);
@@ -115,7 +120,9 @@ if (args["generate-only"]) {
   process.exit(0);
 }
 
-console.log(`bench/simulate: ${fmt(total)} events over 30 days, 200 customers, 6 models (${path})`);
+console.log(
+  `bench/simulate: ${fmt(total)} events over 30 days, 200 customers, 6 models (${path}); recording ${args.recording}, read ${args.read}`,
+);
 {
   // The child reuses the file when it already holds the events.
   const child = spawnSync(
@@ -239,8 +246,13 @@ sample();
 const rssBefore = peak.rss;
 const sim = await Simulation.prepare(
   {
-    source: store,
+    // --read page: the store without streamEvents, so that the replay pages on the main thread.
+    source:
+      args.read === "page"
+        ? Object.assign(Object.create(store) as SqliteStore, { streamEvents: undefined })
+        : store,
     workspaceId: WS,
+    recording: args.recording as "direct" | "store",
     createStore: (hooks) => new MemoryStore({ retainEvents: false, retainAlerts: false, ...hooks }),
     keys: keyMinter,
     isValidTimeZone,

@@ -5,6 +5,7 @@
  * the same SQLite file, nothing done with them) in the same run.
  *
  *   npm run bench:simulate -- [--events 10000000] [--data /tmp/tollgate-simulate-bench] [--scan-runs 1]
+ *     [--recording direct|store] [--read stream|page]
  *
  * Prints events/s of the replay and of the bare scan, their ratio, and the peak RSS of the process
  * during the replay (sampled after every page) and over its whole life (getrusage maxrss). Events are
@@ -16,7 +17,7 @@
  * (values.cost with a price row), so the replay prices it again under the proposed prices.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,6 +36,10 @@ const { values: args } = parseArgs({
     data: { type: "string" },
     "scan-runs": { type: "string", default: "1" },
     "generate-only": { type: "boolean", default: false },
+    /** direct (default) or store: how the replay records admitted events (SimulationDeps.recording). */
+    recording: { type: "string", default: "direct" },
+    /** stream (default: the store's reader thread) or page: pageEvents on the main thread. */
+    read: { type: "string", default: "stream" },
   },
 });
 const total = Number(args.events);
@@ -115,7 +120,9 @@ if (args["generate-only"]) {
   process.exit(0);
 }
 
-console.log(`bench/simulate: ${fmt(total)} events over 30 days, 200 customers, 6 models (${path})`);
+console.log(
+  `bench/simulate: ${fmt(total)} events over 30 days, 200 customers, 6 models (${path}); recording ${args.recording}, read ${args.read}`,
+);
 {
   // The child reuses the file when it already holds the events.
   const child = spawnSync(
@@ -175,10 +182,21 @@ const sample = () => {
   if (rss > peak.rss) peak.rss = rss;
 };
 
-/** CPU seconds this process has used (user + system): rates per CPU second hold on a busy machine. */
+/** CPU seconds this process has used (user + system, every thread): rates per CPU second hold on a busy machine. */
 const cpu = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
+};
+
+/** CPU seconds of the main thread alone (Linux: /proc/self/task/<pid>/stat, in clock ticks of 10 ms). */
+const mainCpu = () => {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
 };
 
 // Baseline: the same pages, read and dropped.
@@ -211,12 +229,30 @@ for (let run = 0; run < Number(args["scan-runs"]); run++) {
   );
 }
 
+// The same events through streamEvents (read and decoded in the store's reader thread), dropped.
+{
+  const t0 = performance.now();
+  const c0 = cpu();
+  const m0 = mainCpu();
+  let n = 0;
+  for await (const page of store.streamEvents(WS, { from: FROM, to: NOW }, 2_000)) n += page.events.length;
+  const s = (performance.now() - t0) / 1000;
+  console.log(
+    `  streamed scan: ${fmt(n)} events, ${fmt(n / s)} events/s wall, ${fmt(n / (cpu() - c0))} events per CPU second (all threads), ${fmt(n / (mainCpu() - m0))} per main-thread CPU second`,
+  );
+}
+
 sample();
 const rssBefore = peak.rss;
 const sim = await Simulation.prepare(
   {
-    source: store,
+    // --read page: the store without streamEvents, so that the replay pages on the main thread.
+    source:
+      args.read === "page"
+        ? Object.assign(Object.create(store) as SqliteStore, { streamEvents: undefined })
+        : store,
     workspaceId: WS,
+    recording: args.recording as "direct" | "store",
     createStore: (hooks) => new MemoryStore({ retainEvents: false, retainAlerts: false, ...hooks }),
     keys: keyMinter,
     isValidTimeZone,
@@ -227,6 +263,7 @@ const sim = await Simulation.prepare(
 );
 let lastPrint = 0;
 const simCpu0 = cpu();
+const simMain0 = mainCpu();
 const result = await sim.run((p) => {
   sample();
   const t = performance.now();
@@ -237,12 +274,13 @@ const result = await sim.run((p) => {
 });
 sample();
 const simCpu = cpu() - simCpu0;
+const simMain = mainCpu() - simMain0;
 const rate = result.events_per_second;
 const cpuRate = result.totals.events / simCpu;
 const maxrss = process.resourceUsage().maxRSS * 1024;
 const mb = (b: number) => `${(b / 1048576).toFixed(0)} MB`;
 console.log(
-  `\n  simulate: ${fmt(result.totals.events)} events in ${(result.elapsed_ms / 1000).toFixed(1)} s, ${fmt(rate)} events/s wall, ${fmt(cpuRate)} events per CPU second (${simCpu.toFixed(1)} CPU s)`,
+  `\n  simulate: ${fmt(result.totals.events)} events in ${(result.elapsed_ms / 1000).toFixed(1)} s, ${fmt(rate)} events/s wall, ${fmt(cpuRate)} events per CPU second (${simCpu.toFixed(1)} CPU s, all threads); main thread ${simMain.toFixed(1)} CPU s = ${fmt(result.totals.events / simMain)} events per main-thread CPU second`,
 );
 console.log(
   `  outcome: ${fmt(result.totals.allowed)} allowed, ${fmt(result.totals.denied)} denied, ${fmt(result.totals.overage)} over a soft limit, ${fmt(result.totals.alerts)} alerts; cost ${result.totals.cost_actual} → ${result.totals.cost_proposed} USD`,

@@ -28,6 +28,8 @@ import { canonicalFlat, TollgateError } from "@tollgate/core";
 import Database from "better-sqlite3";
 import { SqliteAlerts } from "./alerts.js";
 import { migrate } from "./migrate.js";
+import { createPageDecoder, type EncodedPage } from "./page-codec.js";
+import { pageQuery } from "./page-query.js";
 import { SqliteReports } from "./reports.js";
 import { createWriter, type WriterResult, type WriterWrite } from "./writer-core.js";
 
@@ -41,6 +43,9 @@ export interface SqliteStoreOptions {
    */
   synchronous?: "full" | "normal";
 }
+
+/** Pages the reader thread of streamEvents reads ahead of the replay (memory: about this many pages). */
+const streamAhead = 4;
 
 interface Pending {
   write: WriterWrite;
@@ -73,8 +78,10 @@ export class SqliteStore implements Store {
   private readonly stmt;
   private readonly alerts: SqliteAlerts;
   private readonly reports: SqliteReports;
+  private readonly path: string;
 
   constructor(options: SqliteStoreOptions) {
+    this.path = options.path;
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
     this.db = new Database(options.path);
     this.db.pragma("journal_mode = WAL");
@@ -460,40 +467,7 @@ export class SqliteStore implements Store {
     if (ws === undefined) return { events: [], asOfSeq: 0 };
     return this.db.transaction(() => {
       const asOfSeq = scan.asOfSeq ?? (this.stmt.maxSeq.get() as number);
-      const where = ["ws = ?", "seq <= ?"];
-      const params: unknown[] = [ws, asOfSeq];
-      if (scan.customer !== undefined) {
-        where.push("customer = ?");
-        params.push(scan.customer);
-      }
-      if (scan.customers !== undefined) {
-        where.push(`customer IN (${scan.customers.map(() => "?").join(",")})`);
-        params.push(...scan.customers);
-      }
-      // The cursor's timestamp is the index range's lower bound: SQLite does not seek on the row
-      // value below (a page would scan from `from` every time).
-      const lower =
-        scan.after === undefined
-          ? scan.from
-          : Math.max(scan.from ?? scan.after.timestamp, scan.after.timestamp);
-      if (lower !== undefined) {
-        where.push("ts >= ?");
-        params.push(lower);
-      }
-      if (scan.to !== undefined) {
-        where.push("ts < ?");
-        params.push(scan.to);
-      }
-      if (scan.types !== undefined) {
-        where.push(`type IN (${scan.types.map(() => "?").join(",")})`);
-        params.push(...scan.types);
-      }
-      if (scan.after !== undefined) {
-        where.push("(ts, seq) > (?, ?)");
-        params.push(scan.after.timestamp, scan.after.seq);
-      }
-      params.push(limit);
-      const sql = `SELECT seq, id, type, customer, ts, vals, dims, price_row FROM events WHERE ${where.join(" AND ")} ORDER BY ts, seq LIMIT ?`;
+      const { sql, params } = pageQuery(ws, asOfSeq, scan, limit);
       let stmt = this.pageStmts.get(sql);
       if (!stmt) {
         stmt = this.db.prepare(sql);
@@ -508,6 +482,63 @@ export class SqliteStore implements Store {
     })();
   }
   private readonly pageStmts = new Map<string, Database.Statement>();
+
+  /**
+   * The pages of pageEvents from one snapshot, read and decoded by a thread of its own
+   * (reader-worker.js, on a read-only connection) up to streamAhead pages ahead of the consumer, and
+   * handed over as columns (page-codec.js): the main thread neither steps SQLite nor parses JSON.
+   */
+  async *streamEvents(workspaceId: string, scan: EventPageScan, pageSize: number): AsyncGenerator<EventPage> {
+    const ws = this.wsSeq.get(workspaceId);
+    if (ws === undefined) return;
+    const asOfSeq = scan.asOfSeq ?? (this.stmt.maxSeq.get() as number);
+    if (this.path === ":memory:") {
+      // One connection, no thread can share it: page on the main thread.
+      let after = scan.after;
+      for (;;) {
+        const page = await this.pageEvents(
+          workspaceId,
+          { ...scan, asOfSeq, ...(after ? { after } : {}) },
+          pageSize,
+        );
+        if (page.events.length === 0) return;
+        yield page;
+        const last = page.events[page.events.length - 1]!;
+        after = { timestamp: last.event.timestamp, seq: last.seq };
+      }
+    }
+    const worker = new Worker(new URL("./reader-worker.js", import.meta.url), {
+      workerData: { path: this.path, ws, asOfSeq, scan, pageSize, ahead: streamAhead },
+    });
+    type Message =
+      | { type: "page"; page: EncodedPage }
+      | { type: "end" }
+      | { type: "failed"; message: string };
+    const inbox: Message[] = [];
+    let wake: (() => void) | null = null;
+    const deliver = (m: Message) => {
+      inbox.push(m);
+      wake?.();
+      wake = null;
+    };
+    worker.on("message", deliver);
+    worker.on("error", (e) => deliver({ type: "failed", message: e.message }));
+    worker.on("exit", (code) => deliver({ type: "failed", message: `the reader thread exited (${code})` }));
+    const decoder = createPageDecoder();
+    try {
+      for (;;) {
+        while (inbox.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+        const m = inbox.shift()!;
+        if (m.type === "end") return;
+        if (m.type === "failed") throw new Error(`reading the events failed: ${m.message}`);
+        worker.postMessage({ type: "more" });
+        yield decoder.decode(m.page);
+      }
+    } finally {
+      worker.removeAllListeners();
+      await worker.terminate();
+    }
+  }
   // ---- end of simulation -------------------------------------------------------------------------
 
   private visitRows(rows: IterableIterator<EventRow>, visit: (event: UsageEvent, seq: number) => void): void {

@@ -287,6 +287,12 @@ export interface Store {
    * same set of events (commits after it are left out). Memory stays bounded by the page size.
    */
   pageEvents(workspaceId: string, scan: EventPageScan, limit: number): Promise<EventPage>;
+  /**
+   * Optional: the pages pageEvents gives from its first page's snapshot, one after the other, read
+   * ahead by the store (the SQLite store reads and decodes them in a thread of its own). Breaking out
+   * of the iteration stops the reading.
+   */
+  streamEvents?(workspaceId: string, scan: EventPageScan, pageSize: number): AsyncIterable<EventPage>;
   // ---- end of simulation -------------------------------------------------------------------------
 
   /** Flushes pending writes and closes. */

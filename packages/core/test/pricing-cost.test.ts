@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   eventCost,
+  eventCostPico,
   formatUsd,
   hasTokenValues,
   PriceBook,
@@ -338,5 +339,90 @@ describe("long-context tiers", () => {
     expect(at(200_001).cost).toBe(199_001n * 6_000_000_000n + 1000n * 600_000_000n + 1000n * 22_500_000_000n);
     expect(at(1_000_001).tier).toBe(1_000_000);
     expect(at(1_000_001).parts.output).toBe(1000n * 30_000_000_000n);
+  });
+});
+
+describe("eventCostPico (the Number path)", () => {
+  /** Rates as the catalogue and putPrice allow: whole pico-USD per token, some huge. */
+  const femtoRate = fc.oneof(
+    fc.bigInt({ min: 0n, max: 100_000_000n }).map((p) => p * 1000n),
+    fc.bigInt({ min: 0n, max: 10n ** 20n }).map((p) => p * 1000n),
+    fc.bigInt({ min: 0n, max: 10n ** 9n }), // not whole pico: the Number path must decline
+  );
+  const rates = fc.record({
+    input: femtoRate,
+    output: femtoRate,
+    cachedInput: femtoRate,
+    reasoning: fc.option(femtoRate, { nil: undefined }),
+  });
+  const tokens = fc.oneof(
+    fc.integer({ min: 0, max: 2_000_000 }),
+    fc.maxSafeNat(),
+    fc.integer({ min: -5, max: 5 }),
+  );
+  const row = fc
+    .record({
+      base: rates,
+      tiers: fc.option(
+        fc.array(fc.record({ above: fc.integer({ min: 0, max: 300_000 }), r: rates }), { maxLength: 2 }),
+        { nil: undefined },
+      ),
+    })
+    .map(
+      ({ base, tiers }) =>
+        ({
+          id: "r",
+          model: "m",
+          effectiveFrom: 0,
+          source: "catalogue",
+          ...base,
+          ...(tiers
+            ? {
+                tiers: [...new Map(tiers.map((t) => [t.above, t])).values()]
+                  .sort((a, b) => a.above - b.above)
+                  .map((t) => ({ inputTokensAbove: t.above, ...t.r })),
+              }
+            : {}),
+        }) as unknown as PriceRow,
+    );
+
+  it("equals eventCost's femto-USD / 1000 whenever it answers", () => {
+    fc.assert(
+      fc.property(
+        row,
+        fc.record({
+          tokens_in: tokens,
+          tokens_out: tokens,
+          cached_tokens_in: tokens,
+          reasoning_tokens: tokens,
+        }),
+        (r, v) => {
+          const fast = eventCostPico(v, r);
+          const exact = eventCost(v, r);
+          if (fast === null) return;
+          expect(exact.ok).toBe(true);
+          if (!exact.ok) return;
+          expect(exact.cost % 1000n).toBe(0n);
+          expect(BigInt(fast)).toBe(exact.cost / 1000n);
+        },
+      ),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it("answers for a catalogue-sized event and declines what a Number cannot hold exactly", () => {
+    const r = {
+      id: "r",
+      model: "m",
+      effectiveFrom: 0,
+      input: 2_500_000n,
+      output: 10_000_000n,
+      cachedInput: 1_250_000n,
+    } as unknown as PriceRow;
+    expect(eventCostPico({ tokens_in: 12_000, tokens_out: 800, cached_tokens_in: 2_000 }, r)).toBe(
+      10_000 * 2_500 + 2_000 * 1_250 + 800 * 10_000,
+    );
+    expect(eventCostPico({ tokens_in: Number.MAX_SAFE_INTEGER }, r)).toBeNull();
+    expect(eventCostPico({ tokens_in: 10, cached_tokens_in: 11 }, r)).toBeNull();
   });
 });

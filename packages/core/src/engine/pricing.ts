@@ -1,6 +1,6 @@
 import { invalid, TollgateError } from "../errors.js";
 import type { Store } from "../ports/store.js";
-import { eventCost, hasTokenValues } from "../pricing/cost.js";
+import { eventCost, eventCostPico, hasTokenValues } from "../pricing/cost.js";
 import {
   decimalFromNumber,
   femtoToPico,
@@ -140,6 +140,12 @@ export class Pricing {
     const decision = decidePrice(book, model, at, policy);
     if (decision.action === "reject") throw withPrefix(decision.error, fieldPrefix);
     if (decision.action === "tokens_only") return { kind: "none", unknownModel: model };
+    // Exact with Numbers for every realistic event; the BigInt path below otherwise (and for errors).
+    const fast = eventCostPico(values, decision.row);
+    if (fast !== null) {
+      values.cost = fast;
+      return { kind: "priced", cost: fast, rowId: decision.row.id };
+    }
     const result = eventCost(values, decision.row);
     if (!result.ok) throw withPrefix(result.error, fieldPrefix);
     const pico = femtoToPico(result.cost);

@@ -118,3 +118,59 @@ export function eventCost(values: TokenValues, row: PriceRow): CostResult {
     ? { ok: true, cost, parts, rowId: row.id }
     : { ok: true, cost, parts, rowId: row.id, tier };
 }
+
+/** Per rates object: its rates in pico-USD per token as Numbers, or null if one is not a safe integer. */
+const picoRates = new WeakMap<PriceRates, readonly [number, number, number, number] | null>();
+
+function picoRatesOf(rates: PriceRates): readonly [number, number, number, number] | null {
+  let r = picoRates.get(rates);
+  if (r !== undefined) return r;
+  const all = [rates.input, rates.cachedInput, rates.output, rates.reasoning ?? rates.output];
+  const max = BigInt(Number.MAX_SAFE_INTEGER);
+  r = all.every((f) => f % 1000n === 0n && f / 1000n <= max)
+    ? ([0, 1, 2, 3].map((i) => Number(all[i]! / 1000n)) as unknown as readonly [
+        number,
+        number,
+        number,
+        number,
+      ])
+    : null;
+  picoRates.set(rates, r);
+  return r;
+}
+
+/**
+ * `eventCost` in pico-USD as a Number, computed with Numbers when that is exact: every value a safe
+ * integer, every rate a whole number of pico-USD, and every product and the sum at most 2^53 − 1 (a
+ * product of two integers that is at most 2^53 is exact in a double; one above it rounds to at least
+ * 2^53, which the check sees). Otherwise (or for a bad event) null: use `eventCost`. Pricing runs for
+ * every recorded event and every check of a model, where BigInt arithmetic was a third of the check.
+ */
+export function eventCostPico(values: TokenValues, row: PriceRow): number | null {
+  const tokensIn = values.tokens_in ?? 0;
+  const tokensOut = values.tokens_out ?? 0;
+  const cached = values.cached_tokens_in ?? 0;
+  const reasoning = values.reasoning_tokens ?? 0;
+  if (
+    !Number.isSafeInteger(tokensIn) ||
+    !Number.isSafeInteger(tokensOut) ||
+    !Number.isSafeInteger(cached) ||
+    !Number.isSafeInteger(reasoning) ||
+    cached < 0 ||
+    reasoning < 0 ||
+    cached > tokensIn ||
+    reasoning > tokensOut
+  )
+    return null;
+  const rates = row.tiers === undefined ? row : ratesFor(row, tokensIn).rates;
+  const p = picoRatesOf(rates);
+  if (p === null) return null;
+  const max = Number.MAX_SAFE_INTEGER;
+  const a = (tokensIn - cached) * p[0];
+  const b = cached * p[1];
+  const c = (tokensOut - reasoning) * p[2];
+  const d = reasoning * p[3];
+  if (a > max || b > max || c > max || d > max) return null;
+  const sum = a + b + c + d;
+  return sum > max ? null : sum;
+}

@@ -6,6 +6,7 @@ export {
   type CostParts,
   type CostResult,
   eventCost,
+  eventCostPico,
   hasTokenValues,
   ratesFor,
   TOKEN_VALUE_NAMES,

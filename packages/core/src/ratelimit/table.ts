@@ -35,6 +35,8 @@ export class RateLimitTable {
   private freeHead = -1;
   private readonly slots = new Map<string, number>();
   private cursor: Iterator<[string, number]> | undefined;
+  /** What `read` answers in: one array per table, overwritten by the next read. */
+  private readonly scratch: number[];
 
   constructor(config: RateLimitConfig, options: RateLimitTableOptions = {}) {
     const initialCapacity = options.initialCapacity ?? 1024;
@@ -45,6 +47,7 @@ export class RateLimitTable {
     this.initialCapacity = initialCapacity;
     this.slotCount = initialCapacity;
     this.slab = new Float64Array(initialCapacity * this.stride);
+    this.scratch = new Array<number>(this.stateSize).fill(0);
   }
 
   /** Keys held. */
@@ -71,6 +74,20 @@ export class RateLimitTable {
     const slot = this.slots.get(key);
     if (slot === undefined) return undefined;
     const state = new Array<number>(this.stateSize);
+    const base = slot * this.stride + 1;
+    for (let i = 0; i < this.stateSize; i++) state[i] = this.slab[base + i]!;
+    return state;
+  }
+
+  /**
+   * The key's state without a copy per call: in an array owned by the table that the next `read`
+   * overwrites (an evaluation reads its input state and never keeps it), or `undefined` for a key
+   * not held.
+   */
+  read(key: string): RateLimitState | undefined {
+    const slot = this.slots.get(key);
+    if (slot === undefined) return undefined;
+    const state = this.scratch;
     const base = slot * this.stride + 1;
     for (let i = 0; i < this.stateSize; i++) state[i] = this.slab[base + i]!;
     return state;

@@ -1,7 +1,8 @@
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
+import { hash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import type { KeyMinter } from "@tollgate/core";
 
-const hashKey = (key: string) => createHash("sha256").update(key).digest("hex");
+/** SHA-256, hex (the one-shot crypto.hash: no Hash object per call; every request hashes its key). */
+const hashKey = (key: string) => hash("sha256", key, "hex");
 
 /** API keys: 192 random bits, shown once; only their SHA-256 is stored. */
 export const keyMinter: KeyMinter = {

@@ -76,7 +76,7 @@ describe("rate-limit algorithms: identical to the previous implementations", () 
         fc.property(
           config(algorithm),
           fc.oneof(fc.integer({ min: 0, max: 2 ** 42 }), fc.constant(0), fc.constant(1_700_000_000_000)),
-          fc.array(step, { maxLength: 60 }),
+          fc.array(step, { maxLength: 60, size: "medium" }),
           (c, t0, steps) => sameAsReference(c, t0, steps),
         ),
         { numRuns: 1500 },

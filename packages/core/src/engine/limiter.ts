@@ -288,9 +288,12 @@ export class Limiter {
     if (missing) {
       return Promise.all(
         quotas.map((q) => this.loadFamily(workspaceId, q.limit, q.meter, q.familyKey, customer, now)),
-      ).then(() => this.decide(plan, workspaceId, customer, event, reserve, balance, quotas));
+      ).then(() =>
+        this.decide(plan, workspaceId, customer, event, reserve, balance, quotas, this.clock.now()),
+      );
     }
-    return this.decide(plan, workspaceId, customer, event, reserve, balance, quotas);
+    // Nothing was awaited: the decision is taken at the instant the check began.
+    return this.decide(plan, workspaceId, customer, event, reserve, balance, quotas, now);
   }
 
   /**
@@ -338,8 +341,8 @@ export class Limiter {
     reserve: { ttlMs: number } | null,
     balance: BalanceGate | null,
     quotas: QuotaItem[],
+    t: number,
   ): CheckResult | Promise<CheckResult> {
-    const t = this.clock.now();
     const outcomes: LimitOutcome[] = [];
     // The first denial's code. (No closure to set it: under tsx, whose keepNames wraps every named
     // closure in a defineProperty call, a closure made per check is expensive.)

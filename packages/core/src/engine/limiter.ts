@@ -137,13 +137,14 @@ interface RatePlan {
   limit: RateLimit;
   table: RateLimitTable;
   prefix: string;
-  /** The whole state key when the subject is the customer or the workspace; null: per event (key). */
-  key: string | null;
+  /** The subject when it is the customer or the workspace ("*"); null: per event (dimensions.key). */
+  subject: string | null;
 }
 interface RateItem {
   limit: RateLimit;
   table: RateLimitTable;
-  key: string;
+  prefix: string;
+  subject: string;
   cost: number;
   state: number[];
 }
@@ -185,7 +186,11 @@ export class Limiter {
   private readonly held = new Map<string, number>();
   /** lease key → reservation id → when its slot frees itself */
   private readonly leases = new Map<string, Map<string, number>>();
-  /** One state table per rate-limit configuration (a state only means something under its config). */
+  /**
+   * One state table per rate limit's key prefix and configuration (a state only means something under
+   * its config), keyed by subject alone: a check finds its state without building a key string, and a
+   * key costs its subject's characters only.
+   */
   private readonly rateTables = new Map<string, RateLimitTable>();
   private readonly active = new Map<string, { workspaceId: string; record: ReservationRecord }>();
   private readonly expiry = new MinHeap<{ at: number; id: string }>((a, b) => a.at - b.at);
@@ -318,8 +323,7 @@ export class Limiter {
         limit,
         table: memo.table,
         prefix: memo.prefix,
-        // The whole key when it does not depend on the event (flattened once; see flat()).
-        key: limit.subject === "key" ? null : flat(memo.prefix + subjectOf(limit, customer.id, NO_EVENT)!),
+        subject: limit.subject === "key" ? null : subjectOf(limit, customer.id, NO_EVENT)!,
       });
     }
     const quotas: QuotaPlan[] = [];
@@ -353,15 +357,10 @@ export class Limiter {
     for (const r of plan.rates) {
       const limit = r.limit;
       if (limit.eventType !== null && limit.eventType !== event.type) continue;
-      let key = r.key;
-      if (key === null) {
-        // The string subjectKey() gives, as one concatenation of a flat prefix and the subject.
-        const subject = event.dimensions.key;
-        if (subject === undefined) continue;
-        key = r.prefix + subject;
-      }
+      const subject = r.subject ?? event.dimensions.key;
+      if (subject === undefined) continue;
       const cost = limit.value ? (event.values[limit.value] ?? 0) : 1;
-      const result = evaluateRate(r.table.config, r.table.read(key), { cost }, t);
+      const result = evaluateRate(r.table.config, r.table.read(subject), { cost }, t);
       const d = result.decision;
       const allowed = d.allowed || limit.enforcement !== "hard";
       if (!allowed) code ??= "RATE_LIMIT_EXCEEDED";
@@ -376,7 +375,7 @@ export class Limiter {
         resetAt: d.resetAt,
         retryAfterMs: d.allowed ? null : d.retryAfterMs === RETRY_NEVER ? null : d.retryAfterMs,
       });
-      rates.push({ limit, table: r.table, key, cost, state: result.state });
+      rates.push({ limit, table: r.table, prefix: r.prefix, subject, cost, state: result.state });
     }
 
     let slots: { limit: ConcurrencyLimit; key: string }[] = NO_SLOTS;
@@ -440,13 +439,20 @@ export class Limiter {
     const allowed = code === undefined;
     if (!allowed) return { allowed, code, limits: outcomes };
 
-    for (const r of rates) r.table.set(r.key, r.state);
+    for (const r of rates) r.table.set(r.subject, r.state);
     if (!reserve) return { allowed, limits: outcomes };
 
     const rateCharges: ReservationRecord["rateCharges"] = [];
     for (const r of rates)
       if (r.limit.value !== null)
-        rateCharges.push({ key: r.key, value: r.limit.value, cost: r.cost, config: rateConfig(r.limit) });
+        rateCharges.push({
+          // The same key as before tables were per prefix (subjectKey), and its subject.
+          key: r.prefix + r.subject,
+          subject: r.subject,
+          value: r.limit.value,
+          cost: r.cost,
+          config: rateConfig(r.limit),
+        });
     const record: ReservationRecord = {
       id: this.newId(),
       state: "active",
@@ -522,9 +528,10 @@ export class Limiter {
     for (const charge of r.rateCharges) {
       const delta = (actual[charge.value] ?? 0) - charge.cost;
       if (delta === 0) continue;
-      const table = this.rateTable(charge.config as ReturnType<typeof rateConfig>);
-      const res = evaluateRate(table.config, table.get(charge.key), { cost: delta, force: true }, now);
-      table.set(charge.key, res.state);
+      const { prefix, subject } = splitRateKey(charge);
+      const table = this.rateTable(charge.config as ReturnType<typeof rateConfig>, prefix);
+      const res = evaluateRate(table.config, table.get(subject), { cost: delta, force: true }, now);
+      table.set(subject, res.state);
     }
   }
 
@@ -671,10 +678,10 @@ export class Limiter {
   }
 
   rateState(workspaceId: string, limit: RateLimit, customerId: string) {
-    const key = subjectKey(workspaceId, "rate", limit, customerId, { dimensions: {} } as CheckEvent);
-    if (!key) return null;
-    const table = this.rateTable(rateConfig(limit));
-    return evaluateRate(table.config, table.get(key), { cost: 0 }, this.clock.now()).decision;
+    const subject = subjectOf(limit, customerId, NO_EVENT);
+    if (subject === undefined) return null;
+    const { table } = this.rateMemoOf(workspaceId, limit);
+    return evaluateRate(table.config, table.get(subject), { cost: 0 }, this.clock.now()).decision;
   }
 
   // ---- expiry ------------------------------------------------------------------------------------
@@ -721,19 +728,16 @@ export class Limiter {
   private rateMemoOf(workspaceId: string, limit: RateLimit) {
     let memo = this.rateMemo.get(limit);
     if (memo === undefined || memo.workspaceId !== workspaceId) {
-      memo = {
-        workspaceId,
-        table: this.rateTable(rateConfig(limit)),
-        // Flattened once (a template literal gives a rope): every key is then prefix + subject.
-        prefix: flat(keyPrefix(workspaceId, "rate", limit)),
-      };
+      // Flattened once (a template literal gives a rope).
+      const prefix = flat(keyPrefix(workspaceId, "rate", limit));
+      memo = { workspaceId, table: this.rateTable(rateConfig(limit), prefix), prefix };
       this.rateMemo.set(limit, memo);
     }
     return memo;
   }
 
-  private rateTable(config: ReturnType<typeof rateConfig>): RateLimitTable {
-    const key = canonicalJson(config);
+  private rateTable(config: ReturnType<typeof rateConfig>, prefix: string): RateLimitTable {
+    const key = `${canonicalJson(config)}\u0003${prefix}`;
     let table = this.rateTables.get(key);
     if (!table) {
       table = new RateLimitTable(config);
@@ -961,6 +965,19 @@ function subjectKey(
   const subject = subjectOf(limit, customerId, event);
   if (subject === undefined) return null;
   return `${keyPrefix(workspaceId, prefix, limit)}${subject}`;
+}
+
+/**
+ * A rate charge's table prefix and subject: its key is prefix + subject. Charges stored before
+ * `subject` was recorded are split after the prefix's fifth separator.
+ */
+function splitRateKey(charge: { key: string; subject?: string }): { prefix: string; subject: string } {
+  const { key, subject } = charge;
+  if (subject !== undefined && key.endsWith(subject))
+    return { prefix: key.slice(0, key.length - subject.length), subject };
+  let at = -1;
+  for (let i = 0; i < 5 && (at = key.indexOf("\u0001", at + 1)) >= 0; i++);
+  return { prefix: key.slice(0, at + 1), subject: key.slice(at + 1) };
 }
 
 function keyPrefix(

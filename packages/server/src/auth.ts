@@ -1,7 +1,7 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { type ApiKeyRecord, type Engine, type Role, TollgateError } from "@tollgate/core";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { digestsEqual, keyMinter } from "./crypto.js";
+import { keyMinter } from "./crypto.js";
 import type { ApiProtection } from "./protect.js";
 
 export interface Principal {
@@ -24,6 +24,13 @@ declare module "fastify" {
 }
 
 const CACHE_MAX = 10_000;
+
+/** A cached key lookup: the record (null: no such key), until when, and its digest as bytes. */
+interface CachedKey {
+  key: ApiKeyRecord | null;
+  until: number;
+  digest: Buffer | null;
+}
 const CACHE_TTL_MS = 30_000;
 
 /**
@@ -31,7 +38,7 @@ const CACHE_TTL_MS = 30_000;
  * lookups are cached briefly, and the cache is dropped whenever a key is deleted.
  */
 export class Authenticator {
-  private readonly cache = new Map<string, { key: ApiKeyRecord | null; until: number }>();
+  private readonly cache = new Map<string, CachedKey>();
   /** Admin credentials that exist only inside this process (for `serve --config`); never stored. */
   private readonly internal = new Map<string, ApiKeyRecord>();
   constructor(private readonly engine: Engine) {}
@@ -86,13 +93,24 @@ export class Authenticator {
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization)![1]!;
     const key = (await this.engine.authenticate(bearer)) ?? null;
     if (this.cache.size >= CACHE_MAX) this.cache.clear();
-    const entry = { key, until: now + CACHE_TTL_MS };
+    const entry: CachedKey = {
+      key,
+      until: now + CACHE_TTL_MS,
+      digest: key ? Buffer.from(key.hash, "hex") : null,
+    };
     this.cache.set(hash, entry);
     return this.verified(entry, hash);
   }
 
-  private verified(entry: { key: ApiKeyRecord | null }, hash: string): ApiKeyRecord {
-    if (!entry.key || !digestsEqual(entry.key.hash, hash)) {
+  private verified(entry: CachedKey, hash: string): ApiKeyRecord {
+    // The stored digest was decoded once, when the lookup was cached.
+    const digest = Buffer.from(hash, "hex");
+    if (
+      !entry.key ||
+      !entry.digest ||
+      entry.digest.length !== digest.length ||
+      !timingSafeEqual(entry.digest, digest)
+    ) {
       throw new TollgateError("UNAUTHORIZED", "invalid API key");
     }
     return entry.key;

@@ -1,4 +1,4 @@
-import { hash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
+import { hash, randomBytes, randomUUID } from "node:crypto";
 import type { KeyMinter } from "@tollgate/core";
 
 /** SHA-256, hex (the one-shot crypto.hash: no Hash object per call; every request hashes its key). */
@@ -13,10 +13,3 @@ export const keyMinter: KeyMinter = {
   hash: hashKey,
   id: (prefix) => `${prefix}_${randomUUID().replaceAll("-", "").slice(0, 20)}`,
 };
-
-/** Compares two hex digests in constant time. */
-export function digestsEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a, "hex");
-  const y = Buffer.from(b, "hex");
-  return x.length === y.length && timingSafeEqual(x, y);
-}

@@ -131,3 +131,35 @@ describe("Engine.check: the cached (synchronous) path and the loading path answe
     );
   });
 });
+
+describe("Limiter.reconcileRates", () => {
+  it("finds a charge's state with or without the subject recorded (reservations stored before it was)", async () => {
+    for (const withSubject of [true, false]) {
+      const { engine } = await makeEngine();
+      const check = await engine.check(WS, {
+        event: { type: "llm.completion", customer: "c0", values: { tokens: 100 }, dimensions: { key: "k0" } },
+      });
+      const tpm = check.limits.find((l) => l.id === "tpm")!;
+      expect(tpm.remaining).toBe(500);
+      const key = `${WS}\u0001rate\u0001plan\u0001tpm\u0001customer\u0001c0`;
+      await engine.limiter.reconcileRates(
+        {
+          rateCharges: [
+            {
+              key,
+              ...(withSubject ? { subject: "c0" } : {}),
+              value: "tokens",
+              cost: 100,
+              config: { algorithm: "token_bucket", limit: 600, windowMs: 60_000 },
+            },
+          ],
+        } as never,
+        { tokens: 350 },
+      );
+      const book = await engine.book.get(WS);
+      const limit = book.effective("c0", "pro").rates.find((r) => r.id === "tpm")!;
+      const state = await engine.limiter.rateState(WS, limit, "c0");
+      expect(state?.remaining).toBe(250);
+    }
+  });
+});

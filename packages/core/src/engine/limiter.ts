@@ -740,7 +740,8 @@ export class Limiter {
     const key = `${canonicalJson(config)}\u0003${prefix}`;
     let table = this.rateTables.get(key);
     if (!table) {
-      table = new RateLimitTable(config);
+      // A table per limit and workspace: start small (the slab doubles as keys come).
+      table = new RateLimitTable(config, { initialCapacity: 16 });
       this.rateTables.set(key, table);
     }
     return table;
@@ -976,7 +977,11 @@ function splitRateKey(charge: { key: string; subject?: string }): { prefix: stri
   if (subject !== undefined && key.endsWith(subject))
     return { prefix: key.slice(0, key.length - subject.length), subject };
   let at = -1;
-  for (let i = 0; i < 5 && (at = key.indexOf("\u0001", at + 1)) >= 0; i++);
+  for (let i = 0; i < 5; i++) {
+    const next = key.indexOf("\u0001", at + 1);
+    if (next < 0) break;
+    at = next;
+  }
   return { prefix: key.slice(0, at + 1), subject: key.slice(at + 1) };
 }
 

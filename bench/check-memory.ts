@@ -4,7 +4,8 @@
  *
  *   - limiter: the real path — Engine.check over N distinct `dimensions.key` values of one customer,
  *     with one per-key sliding_window rate limit; what stays is the Limiter's RateLimitTable entry
- *     (its key string as the Limiter builds it, the Map entry, the slab slot).
+ *     (the Limiter keeps a table per limit keyed by subject: the subject string, the Map entry, the
+ *     slab slot).
  *   - table/limiter-keys: a RateLimitTable holding the same key strings, flat (as if interned once).
  *   - table/subject-keys: a RateLimitTable keyed by the subject alone ("key_123456"), i.e. what a
  *     table per limit would hold.
@@ -99,7 +100,7 @@ async function limiterRow(algorithm: "sliding_window" | "token_bucket"): Promise
     return {
       name: "limiter",
       algorithm,
-      keyChars: limiterKey(0).length,
+      keyChars: subject(0).length, // the Limiter's tables are keyed by subject
       keys: N,
       bytesPerKey: bytes / N,
       slabBytesPerKey: table.slabBytes / table.size,

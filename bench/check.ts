@@ -490,7 +490,7 @@ function memory(): void {
     `(c) memory per active rate-limit key, ${fmt(MEMORY_KEYS)} keys, V8 heapUsed + arrayBuffers after full GC`,
   );
   const what: Record<string, string> = {
-    limiter: "Limiter (engine.check), its own key strings",
+    limiter: "Limiter (engine.check), its own keys",
     "table/limiter-keys": "RateLimitTable, same keys as flat strings",
     "table/subject-keys": 'RateLimitTable, subject only ("key_100000")',
   };

@@ -137,7 +137,7 @@ describe("RateLimitTable", () => {
     });
     const request = fc.record({
       advance: fc.integer({ min: 0, max: 200 }),
-      key: fc.integer({ min: 0, max: 6 }),
+      key: fc.integer({ min: 0, max: 3 }),
       cost: fc.integer({ min: -3, max: 12 }),
       sweep: fc.integer({ min: -1, max: 4 }),
     });
@@ -169,6 +169,47 @@ describe("RateLimitTable", () => {
         },
       ),
       { numRuns: 300 },
+    );
+  });
+
+  it("read (a reused array) and set (after a read: no second lookup) hold exactly what a Map would", () => {
+    const op = fc.oneof(
+      fc.record({ op: fc.constant("read" as const), key: fc.integer({ min: 0, max: 3 }) }),
+      fc.record({
+        op: fc.constant("set" as const),
+        key: fc.integer({ min: 0, max: 3 }),
+        level: fc.integer({ min: 0, max: 10_000 }),
+        at: fc.integer({ min: 0, max: 5_000 }),
+      }),
+      fc.record({ op: fc.constant("delete" as const), key: fc.integer({ min: 0, max: 3 }) }),
+      fc.record({ op: fc.constant("sweep" as const), now: fc.integer({ min: 0, max: 10_000 }) }),
+      fc.record({ op: fc.constant("clear" as const) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 20, maxLength: 200 }), (ops) => {
+        const table = new RateLimitTable(tokenBucket, { initialCapacity: 1 });
+        const model = new Map<string, number[]>();
+        for (const o of ops) {
+          if (o.op === "read") {
+            const got = table.read(`k${o.key}`);
+            expect(got === undefined ? undefined : [...Array.from(got)]).toEqual(model.get(`k${o.key}`));
+          } else if (o.op === "set") {
+            table.set(`k${o.key}`, [o.level, o.at]);
+            model.set(`k${o.key}`, [o.level, o.at]);
+          } else if (o.op === "delete") {
+            expect(table.delete(`k${o.key}`)).toBe(model.delete(`k${o.key}`));
+          } else if (o.op === "sweep") {
+            for (const [k, v] of model) if (expiresAt(tokenBucket, v) <= o.now) model.delete(k);
+            table.sweep(o.now);
+          } else {
+            table.clear();
+            model.clear();
+          }
+          expect(table.size).toBe(model.size);
+          for (let k = 0; k <= 3; k++) expect(table.get(`k${k}`)).toEqual(model.get(`k${k}`));
+        }
+      }),
+      { numRuns: 500 },
     );
   });
 });

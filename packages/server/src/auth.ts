@@ -1,7 +1,7 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { type ApiKeyRecord, type Engine, type Role, TollgateError } from "@tollgate/core";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { digestsEqual, keyMinter } from "./crypto.js";
+import { keyMinter } from "./crypto.js";
 import type { ApiProtection } from "./protect.js";
 
 export interface Principal {
@@ -24,6 +24,13 @@ declare module "fastify" {
 }
 
 const CACHE_MAX = 10_000;
+
+/** A cached key lookup: the record (null: no such key), until when, and its digest as bytes. */
+interface CachedKey {
+  key: ApiKeyRecord | null;
+  until: number;
+  digest: Buffer | null;
+}
 const CACHE_TTL_MS = 30_000;
 
 /**
@@ -31,7 +38,7 @@ const CACHE_TTL_MS = 30_000;
  * lookups are cached briefly, and the cache is dropped whenever a key is deleted.
  */
 export class Authenticator {
-  private readonly cache = new Map<string, { key: ApiKeyRecord | null; until: number }>();
+  private readonly cache = new Map<string, CachedKey>();
   /** Admin credentials that exist only inside this process (for `serve --config`); never stored. */
   private readonly internal = new Map<string, ApiKeyRecord>();
   constructor(private readonly engine: Engine) {}
@@ -55,20 +62,55 @@ export class Authenticator {
   }
 
   async resolve(authorization: string | undefined): Promise<ApiKeyRecord> {
+    const hash = this.hashOf(authorization);
+    return this.cached(hash, Date.now()) ?? this.load(authorization!, hash);
+  }
+
+  /**
+   * The key of an Authorization header when its lookup is cached (the common case, answered
+   * without a promise), or undefined: then call `resolve`. Throws UNAUTHORIZED like `resolve`.
+   */
+  resolveCached(authorization: string | undefined): ApiKeyRecord | undefined {
+    return this.cached(this.hashOf(authorization), Date.now());
+  }
+
+  private hashOf(authorization: string | undefined): string {
     const match = authorization ? /^Bearer\s+(\S+)\s*$/i.exec(authorization) : null;
     if (!match) throw new TollgateError("UNAUTHORIZED", "missing or malformed Authorization: Bearer header");
-    const hash = keyMinter.hash(match[1]!);
-    const now = Date.now();
+    return keyMinter.hash(match[1]!);
+  }
+
+  private cached(hash: string, now: number): ApiKeyRecord | undefined {
     const internal = this.internal.get(hash);
     if (internal) return internal;
-    let entry = this.cache.get(hash);
-    if (!entry || entry.until < now) {
-      const key = (await this.engine.authenticate(match[1]!)) ?? null;
-      if (this.cache.size >= CACHE_MAX) this.cache.clear();
-      entry = { key, until: now + CACHE_TTL_MS };
-      this.cache.set(hash, entry);
-    }
-    if (!entry.key || !digestsEqual(entry.key.hash, hash)) {
+    const entry = this.cache.get(hash);
+    if (!entry || entry.until < now) return undefined;
+    return this.verified(entry, hash);
+  }
+
+  private async load(authorization: string, hash: string): Promise<ApiKeyRecord> {
+    const now = Date.now();
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization)![1]!;
+    const key = (await this.engine.authenticate(bearer)) ?? null;
+    if (this.cache.size >= CACHE_MAX) this.cache.clear();
+    const entry: CachedKey = {
+      key,
+      until: now + CACHE_TTL_MS,
+      digest: key ? Buffer.from(key.hash, "hex") : null,
+    };
+    this.cache.set(hash, entry);
+    return this.verified(entry, hash);
+  }
+
+  private verified(entry: CachedKey, hash: string): ApiKeyRecord {
+    // The stored digest was decoded once, when the lookup was cached.
+    const digest = Buffer.from(hash, "hex");
+    if (
+      !entry.key ||
+      !entry.digest ||
+      entry.digest.length !== digest.length ||
+      !timingSafeEqual(entry.digest, digest)
+    ) {
       throw new TollgateError("UNAUTHORIZED", "invalid API key");
     }
     return entry.key;
@@ -85,37 +127,65 @@ export function installAuth(
   protection: ApiProtection | null,
 ): void {
   app.decorateRequest("principal", null as unknown as Principal);
-  app.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
-    const needed = request.routeOptions.config.role ?? "admin";
-    if (needed === "public" || !request.routeOptions.url) return;
+  // A callback hook, not an async one: with the key's lookup cached (nearly every request), the
+  // request goes on without a promise and a microtask turn.
+  app.addHook("onRequest", (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+    const route = request.routeOptions; // a getter that builds an object: read once
+    const needed = route.config.role ?? "admin";
+    if (needed === "public" || !route.url) return done();
     // The proxy also takes the key as x-api-key: the Anthropic client sends it there.
     const xApiKey = needed === "customer" ? request.headers["x-api-key"] : undefined;
-    const key = await auth.resolve(
-      request.headers.authorization ?? (typeof xApiKey === "string" ? `Bearer ${xApiKey}` : undefined),
+    const authorization =
+      request.headers.authorization ?? (typeof xApiKey === "string" ? `Bearer ${xApiKey}` : undefined);
+    let key: ApiKeyRecord | undefined;
+    try {
+      key = auth.resolveCached(authorization);
+      if (key !== undefined) admit(request, reply, needed, key, protection);
+    } catch (error) {
+      return done(error as Error);
+    }
+    if (key !== undefined) return done();
+    auth.resolve(authorization).then(
+      (loaded) => {
+        try {
+          admit(request, reply, needed, loaded, protection);
+        } catch (error) {
+          return done(error as Error);
+        }
+        done();
+      },
+      (error: Error) => done(error),
     );
-    if (needed === "customer") {
-      if (key.role !== "customer" || !key.customerId) {
-        throw new TollgateError(
-          "FORBIDDEN",
-          "the proxy takes an end-user key (POST /v1/customers/{id}/keys)",
-        );
-      }
-      request.principal = {
-        workspaceId: key.workspaceId,
-        role: key.role,
-        keyId: key.id,
-        customerId: key.customerId,
-      };
-      if (protection) protection.admit(key.id, reply);
-      return;
-    }
-    if (key.role === "customer") {
-      throw new TollgateError("FORBIDDEN", "an end-user key can only call the proxy");
-    }
-    if (needed === "admin" && key.role !== "admin") {
-      throw new TollgateError("FORBIDDEN", "this call needs an admin key");
-    }
-    request.principal = { workspaceId: key.workspaceId, role: key.role, keyId: key.id };
-    if (protection && key.id !== "internal") protection.admit(key.id, reply);
   });
+}
+
+/** Whether the key may call a route that needs `needed`; sets the request's principal. */
+function admit(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  needed: Role | "customer",
+  key: ApiKeyRecord,
+  protection: ApiProtection | null,
+): void {
+  if (needed === "customer") {
+    if (key.role !== "customer" || !key.customerId) {
+      throw new TollgateError("FORBIDDEN", "the proxy takes an end-user key (POST /v1/customers/{id}/keys)");
+    }
+    request.principal = {
+      workspaceId: key.workspaceId,
+      role: key.role,
+      keyId: key.id,
+      customerId: key.customerId,
+    };
+    if (protection) protection.admit(key.id, reply);
+    return;
+  }
+  if (key.role === "customer") {
+    throw new TollgateError("FORBIDDEN", "an end-user key can only call the proxy");
+  }
+  if (needed === "admin" && key.role !== "admin") {
+    throw new TollgateError("FORBIDDEN", "this call needs an admin key");
+  }
+  request.principal = { workspaceId: key.workspaceId, role: key.role, keyId: key.id };
+  if (protection && key.id !== "internal") protection.admit(key.id, reply);
 }

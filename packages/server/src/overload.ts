@@ -53,28 +53,38 @@ export function installOverloadProtection(
   });
 
   const counted = Symbol("overload.counted");
-  app.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
+  // Callback hooks (not async ones): each async hook costs every request a promise and a microtask.
+  app.addHook("onRequest", (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
     // Health checks and metrics scrapes are how an operator sees the overload: never shed.
-    if (request.url === "/health" || request.url === "/metrics") return;
+    if (request.url === "/health" || request.url === "/metrics") return done();
     const reason = inFlight >= o.maxInFlight ? "in_flight" : lagging ? "event_loop" : null;
     if (reason) {
       onShed(reason);
       reply.header("retry-after", String(o.retryAfterSeconds));
-      throw new TollgateError("UNAVAILABLE", "the server is overloaded; retry shortly", {
-        reason,
-        retry_after: o.retryAfterSeconds,
-      });
+      return done(
+        new TollgateError("UNAVAILABLE", "the server is overloaded; retry shortly", {
+          reason,
+          retry_after: o.retryAfterSeconds,
+        }),
+      );
     }
     inFlight++;
     (request as unknown as Record<symbol, boolean>)[counted] = true;
+    done();
   });
-  const done = async (request: FastifyRequest) => {
+  const release = (request: FastifyRequest) => {
     const r = request as unknown as Record<symbol, boolean>;
     if (r[counted]) {
       r[counted] = false;
       inFlight--;
     }
   };
-  app.addHook("onResponse", done);
-  app.addHook("onRequestAbort", done);
+  app.addHook("onResponse", (request, _reply, done) => {
+    release(request);
+    done();
+  });
+  app.addHook("onRequestAbort", (request, done) => {
+    release(request);
+    done();
+  });
 }

@@ -33,7 +33,7 @@ import {
   type DebitInput,
   toBalanceRule,
 } from "./balances.js";
-import { LimitBook, listAll, withPicoAmount } from "./book.js";
+import { type CompiledBook, LimitBook, listAll, withPicoAmount } from "./book.js";
 import {
   decideEntitlement,
   ENTITLEMENT_FLAG_DIMENSION,
@@ -781,10 +781,28 @@ export class Engine {
 
   // ---- check / reserve / commit -----------------------------------------------------------------
 
-  async check(
+  check(workspaceId: string, input: CheckInput): Promise<CheckResult> {
+    // When everything the check needs is in memory, it is decided synchronously and no await is
+    // taken on the way (an await costs more than the rest of a check); otherwise checkWith waits
+    // for what is missing and starts over with it. (No named closure per check either: under tsx,
+    // whose keepNames wraps every named closure in a defineProperty call, one is expensive.)
+    try {
+      const result = this.checkWith(workspaceId, input, {});
+      return result instanceof Promise ? result : Promise.resolve(result);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * One pass of a check. Whatever is not cached yet is loaded (a promise) and the pass starts over,
+   * with what was loaded in `loaded` (used when the cache was dropped meanwhile, as an await would).
+   */
+  private checkWith(
     workspaceId: string,
-    input: { event: CheckEventInput; reserve?: { ttl_seconds?: number }; features?: string[] },
-  ): Promise<CheckResult> {
+    input: CheckInput,
+    loaded: CheckLoaded,
+  ): CheckResult | Promise<CheckResult> {
     const event: CheckEvent = {
       type: input.event.type,
       customer: input.event.customer,
@@ -798,13 +816,20 @@ export class Engine {
         throw invalid(`values.${name} must be a non-negative integer`, { field: `event.values.${name}` });
       }
     }
-    // A cached customer is used without awaiting (an await costs more than the rest of a check).
-    const customer =
-      this.customerCache.get(workspaceId)?.get(event.customer) ??
-      (await this.customerContext(workspaceId, event.customer));
+    const customer = this.customerCache.get(workspaceId)?.get(event.customer) ?? loaded.customer;
+    if (customer === undefined)
+      return this.customerContext(workspaceId, event.customer).then((c) => {
+        loaded.customer = c;
+        return this.checkWith(workspaceId, input, loaded);
+      });
     // Entitlements before anything else: a plan that excludes the feature or the model's class
     // refuses (FEATURE_NOT_INCLUDED) before any counter, hold or balance moves.
-    const ent = this.entitlements.peek(workspaceId) ?? (await this.entitlements.get(workspaceId));
+    const ent = this.entitlements.peek(workspaceId) ?? loaded.ent;
+    if (ent === undefined)
+      return this.entitlements.get(workspaceId).then((e) => {
+        loaded.ent = e;
+        return this.checkWith(workspaceId, input, loaded);
+      });
     const model = event.dimensions.model;
     const modelClass = model === undefined || ent.classes.empty ? null : ent.classes.classOf(model);
     if (modelClass !== null && event.dimensions[MODEL_CLASS_DIMENSION] === undefined) {
@@ -820,13 +845,20 @@ export class Engine {
       : null;
     // The estimate is priced like a recorded event, so that spend limits and balances see its cost.
     if (event.dimensions.model !== undefined || event.values.cost !== undefined) {
-      if (!this.pricing.ready(workspaceId)) await this.pricing.prepare(workspaceId);
+      if (!this.pricing.ready(workspaceId) && !loaded.prices)
+        return this.pricing.prepare(workspaceId).then(() => {
+          loaded.prices = true;
+          return this.checkWith(workspaceId, input, loaded);
+        });
       event.values = { ...event.values };
       this.pricing.price(workspaceId, event.values, event.dimensions, this.clock.now(), "event.");
     }
-    const book = this.book.peek(workspaceId) ?? (await this.book.get(workspaceId));
-    let gate = null;
-    let result: CheckResult;
+    const book = this.book.peek(workspaceId) ?? loaded.book;
+    if (book === undefined)
+      return this.book.get(workspaceId).then((b) => {
+        loaded.book = b;
+        return this.checkWith(workspaceId, input, loaded);
+      });
     const credits =
       book.balanceRules.length > 0
         ? this.balances.estimate(book.balanceRules, book.meters, event as UsageEvent)
@@ -834,23 +866,33 @@ export class Engine {
     if (credits !== null && this.balances.shared) {
       // Several processes share the ledger: the whole check runs under the customer's ledger lock,
       // on the ledger caught up with every process's holds and debits (Balances.locked).
-      result = await this.balances.locked(workspaceId, customer.id, (_account, write) =>
-        this.limiter.check(
-          workspaceId,
-          customer,
-          event,
-          reserve,
-          this.balances.gate(workspaceId, customer.id, credits, write),
-        ),
-      );
-    } else {
-      if (credits !== null) {
-        if (!this.balances.peek(workspaceId, customer.id))
-          await this.balances.account(workspaceId, customer.id);
-        gate = this.balances.gate(workspaceId, customer.id, credits);
-      }
-      result = await this.limiter.check(workspaceId, customer, event, reserve, gate);
+      return this.balances
+        .locked(workspaceId, customer.id, async (_account, write) =>
+          this.limiter.check(
+            workspaceId,
+            customer,
+            event,
+            reserve,
+            this.balances.gate(workspaceId, customer.id, credits, write),
+          ),
+        )
+        .then((r) => this.checked(workspaceId, customer, r));
     }
+    let gate = null;
+    if (credits !== null) {
+      if (!this.balances.peek(workspaceId, customer.id) && !loaded.account)
+        return this.balances.account(workspaceId, customer.id).then(() => {
+          loaded.account = true;
+          return this.checkWith(workspaceId, input, loaded);
+        });
+      gate = this.balances.gate(workspaceId, customer.id, credits);
+    }
+    const result = this.limiter.check(workspaceId, customer, event, reserve, gate);
+    if (result instanceof Promise) return result.then((r) => this.checked(workspaceId, customer, r));
+    return this.checked(workspaceId, customer, result);
+  }
+
+  private checked(workspaceId: string, customer: CustomerContext, result: CheckResult): CheckResult {
     if (result.limits.length > 0) this.alerts.onCheck(workspaceId, customer, result);
     return result;
   }
@@ -1157,6 +1199,21 @@ export interface FlaggedEvent {
   id: string;
   code: "FEATURE_NOT_INCLUDED";
   model_class: string;
+}
+
+export interface CheckInput {
+  event: CheckEventInput;
+  reserve?: { ttl_seconds?: number };
+  features?: string[];
+}
+
+/** What a check that had to wait for it loaded (Engine.checkWith). */
+interface CheckLoaded {
+  customer?: CustomerContext;
+  ent?: NonNullable<ReturnType<Entitlements["peek"]>>;
+  book?: CompiledBook;
+  prices?: boolean;
+  account?: boolean;
 }
 
 export interface CheckEventInput {

@@ -14,13 +14,17 @@ import type { BalanceGate, CheckEvent, CheckResult, CustomerContext, UsageObserv
 export interface LimiterPort {
   /** Brings back what active reservations hold (at start). Returns how many. */
   restore(): Promise<number>;
+  /**
+   * Decides a check in one atomic step. May answer synchronously (the in-memory Limiter does when
+   * everything is loaded and nothing is reserved): callers await the result either way.
+   */
   check(
     workspaceId: string,
     customer: CustomerContext,
     event: CheckEvent,
     reserve: { ttlMs: number } | null,
     balance?: BalanceGate | null,
-  ): Promise<CheckResult>;
+  ): CheckResult | Promise<CheckResult>;
   /** Finishes a reservation once (`record` stores the actual event); a retried commit gets the first answer. */
   commit<T>(workspaceId: string, id: string, record: (r: ReservationRecord) => Promise<T>): Promise<T>;
   /** Reconciles value-based rate limits with the actual amounts. */

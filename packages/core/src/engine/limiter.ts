@@ -19,7 +19,7 @@ import {
   RETRY_NEVER,
 } from "../ratelimit/index.js";
 import type { MeterDef, UsageEvent } from "../types.js";
-import type { LimitBook } from "./book.js";
+import type { CompiledBook, LimitBook, LimitSet } from "./book.js";
 import { MinHeap } from "./heap.js";
 
 /** What a check is about: the event the caller expects to record (estimates). */
@@ -108,10 +108,50 @@ interface QuotaItem {
   limit: QuotaLimit;
   meter: MeterDef;
   familyKey: string;
+  /** The loaded family, when it was loaded before the check (else looked up after loading). */
+  family?: Family | undefined;
   groupKey: string;
   group: Record<string, string | null>;
   cost: number;
 }
+
+/** A customer's limit set under one book, and what its rate limits need (see Limiter.planOf). */
+interface CheckPlan {
+  book: CompiledBook;
+  workspaceId: string;
+  set: LimitSet;
+  rates: RatePlan[];
+  /** The set's quotas whose meter exists, each with its counter family as last resolved. */
+  quotas: QuotaPlan[];
+}
+interface QuotaPlan {
+  limit: QuotaLimit;
+  meter: MeterDef;
+  /** The family key and the window it holds for (familyMemoOf); null until the first check. */
+  memo: FamilyMemo | null;
+  /** families.get(memo.key) when familiesGen was this.familiesGen. */
+  family: Family | undefined;
+  familiesGen: number;
+}
+interface RatePlan {
+  limit: RateLimit;
+  table: RateLimitTable;
+  prefix: string;
+  /** The subject when it is the customer or the workspace ("*"); null: per event (dimensions.key). */
+  subject: string | null;
+}
+interface RateItem {
+  limit: RateLimit;
+  table: RateLimitTable;
+  prefix: string;
+  subject: string;
+  cost: number;
+  state: number[];
+}
+const NO_QUOTAS: QuotaItem[] = [];
+const NO_SLOTS: { limit: ConcurrencyLimit; key: string }[] = [];
+const NO_GROUP: Record<string, string | null> = Object.freeze({}) as Record<string, string | null>;
+const NO_EVENT: Pick<CheckEvent, "dimensions"> = { dimensions: {} };
 
 const ROLLING_BUCKETS = 60;
 const FAMILY_MEMOS_PER_CUSTOMER = 16;
@@ -139,12 +179,18 @@ const FAMILIES_MAX = 200_000;
  */
 export class Limiter {
   private readonly families = new Map<string, Family>();
+  /** Changes whenever a family is loaded, replaced or dropped (check plans hold families directly). */
+  private familiesGen = 0;
   private readonly loading = new Map<string, Promise<void>>();
   /** hold key (family + group) → amount held by active reservations */
   private readonly held = new Map<string, number>();
   /** lease key → reservation id → when its slot frees itself */
   private readonly leases = new Map<string, Map<string, number>>();
-  /** One state table per rate-limit configuration (a state only means something under its config). */
+  /**
+   * One state table per rate limit's key prefix and configuration (a state only means something under
+   * its config), keyed by subject alone: a check finds its state without building a key string, and a
+   * key costs its subject's characters only.
+   */
   private readonly rateTables = new Map<string, RateLimitTable>();
   private readonly active = new Map<string, { workspaceId: string; record: ReservationRecord }>();
   private readonly expiry = new MinHeap<{ at: number; id: string }>((a, b) => a.at - b.at);
@@ -159,6 +205,8 @@ export class Limiter {
     RateLimit,
     { workspaceId: string; table: RateLimitTable; prefix: string }
   >();
+  /** Per customer context: its check plan under the current book (planOf). */
+  private readonly plans = new WeakMap<CustomerContext, CheckPlan>();
 
   constructor(
     private readonly store: Store,
@@ -177,67 +225,142 @@ export class Limiter {
 
   // ---- check ------------------------------------------------------------------------------------
 
-  async check(
+  /**
+   * Decides a check. Answers synchronously when everything it needs is in memory (the book, the
+   * customer's counters) and nothing is reserved; otherwise a promise (loading first, or storing the
+   * reservation after). Either way the decision is the one synchronous step of `decide`.
+   */
+  check(
     workspaceId: string,
     customer: CustomerContext,
     event: CheckEvent,
     reserve: { ttlMs: number } | null,
     balance: BalanceGate | null = null,
-  ): Promise<CheckResult> {
-    const book = this.book.peek(workspaceId) ?? (await this.book.get(workspaceId));
-    const set = book.effective(customer.id, customer.plan);
+  ): CheckResult | Promise<CheckResult> {
+    const book = this.book.peek(workspaceId);
+    if (book === undefined)
+      return this.book
+        .get(workspaceId)
+        .then((loaded) => this.checkIn(loaded, workspaceId, customer, event, reserve, balance));
+    return this.checkIn(book, workspaceId, customer, event, reserve, balance);
+  }
+
+  private checkIn(
+    book: CompiledBook,
+    workspaceId: string,
+    customer: CustomerContext,
+    event: CheckEvent,
+    reserve: { ttlMs: number } | null,
+    balance: BalanceGate | null,
+  ): CheckResult | Promise<CheckResult> {
     const now = this.clock.now();
+    const plan = this.planOf(book, workspaceId, customer, now);
     this.expireDue(now);
 
     // Resolve what applies, and load the usage counters it needs, before the atomic step.
-    const quotas: QuotaItem[] = [];
-    for (const limit of set.quotas) {
-      const meter = book.meters.get(limit.meter);
-      if (!meter || !this.quotaApplies(limit, meter, event)) continue;
-      const familyKey = this.familyKey(workspaceId, limit, meter, customer, now);
-      const group = groupOf(limit, event.dimensions);
-      quotas.push({
-        limit,
-        meter,
-        familyKey,
-        group,
-        groupKey: limit.groupBy.length === 0 ? "{}" : canonicalJson(group),
-        cost: meterValue(meter, event as UsageEvent),
-      });
+    let quotas: QuotaItem[] = NO_QUOTAS;
+    let missing = false;
+    if (plan.quotas.length > 0) {
+      quotas = [];
+      for (const qp of plan.quotas) {
+        const limit = qp.limit;
+        if (!this.quotaApplies(limit, qp.meter, event)) continue;
+        let memo = qp.memo;
+        if (memo === null || now < memo.from || now >= memo.until) {
+          memo = this.familyMemoOf(workspaceId, limit, qp.meter, customer, now);
+          qp.memo = memo;
+          qp.familiesGen = -1;
+        }
+        // The family itself, looked up again only when the loaded families changed.
+        if (qp.familiesGen !== this.familiesGen) {
+          qp.family = this.families.get(memo.key);
+          qp.familiesGen = this.familiesGen;
+        }
+        const grouped = limit.groupBy.length > 0;
+        const group = grouped ? groupOf(limit, event.dimensions) : NO_GROUP;
+        quotas.push({
+          limit,
+          meter: qp.meter,
+          familyKey: memo.key,
+          family: qp.family,
+          group,
+          groupKey: grouped ? canonicalJson(group) : "{}",
+          cost: meterValue(qp.meter, event as UsageEvent),
+        });
+        if (qp.family === undefined) missing = true;
+      }
     }
-    if (quotas.some((q) => !this.families.has(q.familyKey))) {
-      await Promise.all(
+    if (missing) {
+      return Promise.all(
         quotas.map((q) => this.loadFamily(workspaceId, q.limit, q.meter, q.familyKey, customer, now)),
+      ).then(() =>
+        this.decide(plan, workspaceId, customer, event, reserve, balance, quotas, this.clock.now()),
       );
     }
-    const rates: { limit: RateLimit; table: RateLimitTable; key: string; cost: number }[] = [];
-    for (const r of set.rates) {
-      if (r.eventType !== null && r.eventType !== event.type) continue;
-      const subject = subjectOf(r, customer.id, event);
-      if (subject === undefined) continue;
-      const memo = this.rateMemoOf(workspaceId, r);
-      // The string subjectKey() gives, as one concatenation of a flat prefix and the subject.
+    // Nothing was awaited: the decision is taken at the instant the check began.
+    return this.decide(plan, workspaceId, customer, event, reserve, balance, quotas, now);
+  }
+
+  /**
+   * The customer's limit set under this book, with each rate limit's table and key prefix (and, for
+   * per-customer and workspace-wide subjects, the whole key): cached per customer context, so that a
+   * steady-state check builds no key string and serializes nothing to find its state.
+   */
+  private planOf(book: CompiledBook, workspaceId: string, customer: CustomerContext, now: number): CheckPlan {
+    const hit = this.plans.get(customer);
+    if (
+      hit !== undefined &&
+      hit.book === book &&
+      hit.workspaceId === workspaceId &&
+      (hit.set.validUntil === Number.POSITIVE_INFINITY || now < hit.set.validUntil)
+    )
+      return hit;
+    const set = book.effective(customer.id, customer.plan);
+    const rates: RatePlan[] = [];
+    for (const limit of set.rates) {
+      const memo = this.rateMemoOf(workspaceId, limit);
       rates.push({
-        limit: r,
+        limit,
         table: memo.table,
-        key: memo.prefix + subject,
-        cost: r.value ? (event.values[r.value] ?? 0) : 1,
+        prefix: memo.prefix,
+        subject: limit.subject === "key" ? null : subjectOf(limit, customer.id, NO_EVENT)!,
       });
     }
-    const slots = set.concurrency
-      .filter((c) => c.eventType === null || c.eventType === event.type)
-      .map((c) => ({ limit: c, key: subjectKey(workspaceId, "cc", c, customer.id, event) }))
-      .filter((c): c is { limit: ConcurrencyLimit; key: string } => c.key !== null);
+    const quotas: QuotaPlan[] = [];
+    for (const limit of set.quotas) {
+      const meter = book.meters.get(limit.meter);
+      if (meter) quotas.push({ limit, meter, memo: null, family: undefined, familiesGen: -1 });
+    }
+    const plan: CheckPlan = { book, workspaceId, set, rates, quotas };
+    this.plans.set(customer, plan);
+    return plan;
+  }
 
-    // ---- the atomic step: evaluate everything, then apply only if every hard limit allows -------
-    const t = this.clock.now();
+  /** The atomic step: evaluate everything, then apply only if every hard limit allows. */
+  private decide(
+    plan: CheckPlan,
+    workspaceId: string,
+    customer: CustomerContext,
+    event: CheckEvent,
+    reserve: { ttlMs: number } | null,
+    balance: BalanceGate | null,
+    quotas: QuotaItem[],
+    t: number,
+  ): CheckResult | Promise<CheckResult> {
     const outcomes: LimitOutcome[] = [];
     // The first denial's code. (No closure to set it: under tsx, whose keepNames wraps every named
     // closure in a defineProperty call, a closure made per check is expensive.)
     let code: ErrorCode | undefined;
 
-    const rateResults = rates.map(({ limit, table, key, cost }) => {
-      const result = evaluateRate(table.config, table.get(key), { cost }, t);
+    // Each rate limit's key and new state; stored only once every hard limit allowed.
+    const rates: RateItem[] = [];
+    for (const r of plan.rates) {
+      const limit = r.limit;
+      if (limit.eventType !== null && limit.eventType !== event.type) continue;
+      const subject = r.subject ?? event.dimensions.key;
+      if (subject === undefined) continue;
+      const cost = limit.value ? (event.values[limit.value] ?? 0) : 1;
+      const result = evaluateRate(r.table.config, r.table.read(subject), { cost }, t);
       const d = result.decision;
       const allowed = d.allowed || limit.enforcement !== "hard";
       if (!allowed) code ??= "RATE_LIMIT_EXCEEDED";
@@ -252,9 +375,18 @@ export class Limiter {
         resetAt: d.resetAt,
         retryAfterMs: d.allowed ? null : d.retryAfterMs === RETRY_NEVER ? null : d.retryAfterMs,
       });
-      return { table, key, state: result.state, admitted: d.allowed };
-    });
+      rates.push({ limit, table: r.table, prefix: r.prefix, subject, cost, state: result.state });
+    }
 
+    let slots: { limit: ConcurrencyLimit; key: string }[] = NO_SLOTS;
+    if (plan.set.concurrency.length > 0) {
+      slots = [];
+      for (const c of plan.set.concurrency) {
+        if (c.eventType !== null && c.eventType !== event.type) continue;
+        const key = subjectKey(workspaceId, "cc", c, customer.id, event);
+        if (key !== null) slots.push({ limit: c, key });
+      }
+    }
     for (const { limit, key } of slots) {
       const inUse = this.liveLeases(key, t);
       const exceeded = inUse >= limit.max;
@@ -275,13 +407,13 @@ export class Limiter {
     }
 
     for (const q of quotas) {
-      const family = this.families.get(q.familyKey)!;
+      const family = q.family ?? this.families.get(q.familyKey)!;
       const used = usedOf(family, q.groupKey, t);
       const heldNow = this.held.size === 0 ? 0 : (this.held.get(holdKey(q.familyKey, q.groupKey)) ?? 0);
       const d = decideQuota({ amount: q.limit.amount, used, held: heldNow }, q.cost, q.limit.enforcement);
       if (!d.allowed) code ??= "LIMIT_EXCEEDED";
       const resetAt = family.kind === "calendar" ? family.end : t + family.windowMs;
-      outcomes.push({
+      const outcome: LimitOutcome = {
         id: q.limit.id,
         kind: "quota",
         enforcement: q.limit.enforcement,
@@ -293,8 +425,9 @@ export class Limiter {
         remaining: d.remaining,
         resetAt,
         retryAfterMs: d.exceeded ? quotaRetryAfter(family, q, heldNow, t) : null,
-        ...(q.limit.groupBy.length ? { group: q.group } : {}),
-      });
+      };
+      if (q.limit.groupBy.length) outcome.group = q.group;
+      outcomes.push(outcome);
     }
 
     if (balance) {
@@ -306,9 +439,20 @@ export class Limiter {
     const allowed = code === undefined;
     if (!allowed) return { allowed, code, limits: outcomes };
 
-    for (const r of rateResults) r.table.set(r.key, r.state);
+    for (const r of rates) r.table.set(r.subject, r.state);
     if (!reserve) return { allowed, limits: outcomes };
 
+    const rateCharges: ReservationRecord["rateCharges"] = [];
+    for (const r of rates)
+      if (r.limit.value !== null)
+        rateCharges.push({
+          // The same key as before tables were per prefix (subjectKey), and its subject.
+          key: r.prefix + r.subject,
+          subject: r.subject,
+          value: r.limit.value,
+          cost: r.cost,
+          config: rateConfig(r.limit),
+        });
     const record: ReservationRecord = {
       id: this.newId(),
       state: "active",
@@ -316,14 +460,27 @@ export class Limiter {
       event: { type: event.type, values: event.values, dimensions: event.dimensions },
       holds: distinctHolds(quotas),
       leases: slots.map((s) => ({ key: s.key, expiresAt: t + Math.min(reserve.ttlMs, s.limit.leaseTtlMs) })),
-      rateCharges: rates
-        .filter((r) => r.limit.value !== null)
-        .map((r) => ({ key: r.key, value: r.limit.value!, cost: r.cost, config: rateConfig(r.limit) })),
+      rateCharges,
       createdAt: t,
       expiresAt: t + reserve.ttlMs,
     };
     if (balance) record.balanceHold = true;
     this.activate(workspaceId, record);
+    return this.keep(workspaceId, record, balance, t, {
+      allowed,
+      limits: outcomes,
+      reservation: { id: record.id, expiresAt: record.expiresAt },
+    });
+  }
+
+  /** Stores an admitted reservation (and its balance hold); undone if that fails. */
+  private async keep(
+    workspaceId: string,
+    record: ReservationRecord,
+    balance: BalanceGate | null,
+    t: number,
+    result: CheckResult,
+  ): Promise<CheckResult> {
     try {
       await Promise.all([
         this.store.saveReservation(workspaceId, record),
@@ -333,7 +490,7 @@ export class Limiter {
       this.deactivate(record);
       throw error;
     }
-    return { allowed, limits: outcomes, reservation: { id: record.id, expiresAt: record.expiresAt } };
+    return result;
   }
 
   // ---- commit / release -------------------------------------------------------------------------
@@ -371,9 +528,10 @@ export class Limiter {
     for (const charge of r.rateCharges) {
       const delta = (actual[charge.value] ?? 0) - charge.cost;
       if (delta === 0) continue;
-      const table = this.rateTable(charge.config as ReturnType<typeof rateConfig>);
-      const res = evaluateRate(table.config, table.get(charge.key), { cost: delta, force: true }, now);
-      table.set(charge.key, res.state);
+      const { prefix, subject } = splitRateKey(charge);
+      const table = this.rateTable(charge.config as ReturnType<typeof rateConfig>, prefix);
+      const res = evaluateRate(table.config, table.get(subject), { cost: delta, force: true }, now);
+      table.set(subject, res.state);
     }
   }
 
@@ -520,10 +678,10 @@ export class Limiter {
   }
 
   rateState(workspaceId: string, limit: RateLimit, customerId: string) {
-    const key = subjectKey(workspaceId, "rate", limit, customerId, { dimensions: {} } as CheckEvent);
-    if (!key) return null;
-    const table = this.rateTable(rateConfig(limit));
-    return evaluateRate(table.config, table.get(key), { cost: 0 }, this.clock.now()).decision;
+    const subject = subjectOf(limit, customerId, NO_EVENT);
+    if (subject === undefined) return null;
+    const { table } = this.rateMemoOf(workspaceId, limit);
+    return evaluateRate(table.config, table.get(subject), { cost: 0 }, this.clock.now()).decision;
   }
 
   // ---- expiry ------------------------------------------------------------------------------------
@@ -556,6 +714,7 @@ export class Limiter {
   forgetFamilies(workspaceId: string): void {
     const prefix = `${workspaceId}\u0001`;
     for (const key of this.families.keys()) if (key.startsWith(prefix)) this.families.delete(key);
+    this.familiesGen++;
   }
 
   sweep(now: number): void {
@@ -569,22 +728,20 @@ export class Limiter {
   private rateMemoOf(workspaceId: string, limit: RateLimit) {
     let memo = this.rateMemo.get(limit);
     if (memo === undefined || memo.workspaceId !== workspaceId) {
-      memo = {
-        workspaceId,
-        table: this.rateTable(rateConfig(limit)),
-        // Flattened once (a template literal gives a rope): every key is then prefix + subject.
-        prefix: flat(keyPrefix(workspaceId, "rate", limit)),
-      };
+      // Flattened once (a template literal gives a rope).
+      const prefix = flat(keyPrefix(workspaceId, "rate", limit));
+      memo = { workspaceId, table: this.rateTable(rateConfig(limit), prefix), prefix };
       this.rateMemo.set(limit, memo);
     }
     return memo;
   }
 
-  private rateTable(config: ReturnType<typeof rateConfig>): RateLimitTable {
-    const key = canonicalJson(config);
+  private rateTable(config: ReturnType<typeof rateConfig>, prefix: string): RateLimitTable {
+    const key = `${canonicalJson(config)}\u0003${prefix}`;
     let table = this.rateTables.get(key);
     if (!table) {
-      table = new RateLimitTable(config);
+      // A table per limit and workspace: start small (the slab doubles as keys come).
+      table = new RateLimitTable(config, { initialCapacity: 16 });
       this.rateTables.set(key, table);
     }
     return table;
@@ -650,6 +807,17 @@ export class Limiter {
     customer: CustomerContext,
     at: number,
   ): string {
+    return this.familyMemoOf(workspaceId, limit, meter, customer, at).key;
+  }
+
+  /** The family key of a quota at `at`, with the window [from, until) it holds for. */
+  private familyMemoOf(
+    workspaceId: string,
+    limit: QuotaLimit,
+    meter: MeterDef,
+    customer: CustomerContext,
+    at: number,
+  ): FamilyMemo {
     // Memoized per customer context and limit while `at` stays in the window: a check then reuses
     // one string (whose hash V8 keeps) instead of serializing the identity, computing the window
     // and hashing a fresh concatenation for every Map lookup.
@@ -657,7 +825,7 @@ export class Limiter {
     if (memos !== undefined) {
       for (const m of memos) {
         if (m.limit !== limit) continue;
-        if (m.meter === meter && m.workspaceId === workspaceId && m.from <= at && at < m.until) return m.key;
+        if (m.meter === meter && m.workspaceId === workspaceId && m.from <= at && at < m.until) return m;
         break;
       }
     } else {
@@ -684,7 +852,7 @@ export class Limiter {
     if (i >= 0) memos[i] = memo;
     else if (memos.length < FAMILY_MEMOS_PER_CUSTOMER) memos.push(memo);
     else memos.splice(0, memos.length, memo); // limits of older books linger: start over
-    return memo.key;
+    return memo;
   }
 
   private async loadFamily(
@@ -754,6 +922,7 @@ export class Limiter {
     // single-flighted.
     family.asOfSeq = asOfSeq;
     this.families.set(familyKey, family);
+    this.familiesGen++;
   }
 
   private evictFamilies(now: number): void {
@@ -761,6 +930,7 @@ export class Limiter {
       if (f.kind === "calendar" && f.end !== null && f.end < now) this.families.delete(key);
     }
     if (this.families.size > FAMILIES_MAX) this.families.clear();
+    this.familiesGen++;
   }
 }
 
@@ -796,6 +966,23 @@ function subjectKey(
   const subject = subjectOf(limit, customerId, event);
   if (subject === undefined) return null;
   return `${keyPrefix(workspaceId, prefix, limit)}${subject}`;
+}
+
+/**
+ * A rate charge's table prefix and subject: its key is prefix + subject. Charges stored before
+ * `subject` was recorded are split after the prefix's fifth separator.
+ */
+function splitRateKey(charge: { key: string; subject?: string }): { prefix: string; subject: string } {
+  const { key, subject } = charge;
+  if (subject !== undefined && key.endsWith(subject))
+    return { prefix: key.slice(0, key.length - subject.length), subject };
+  let at = -1;
+  for (let i = 0; i < 5; i++) {
+    const next = key.indexOf("\u0001", at + 1);
+    if (next < 0) break;
+    at = next;
+  }
+  return { prefix: key.slice(0, at + 1), subject: key.slice(at + 1) };
 }
 
 function keyPrefix(

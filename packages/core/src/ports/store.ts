@@ -89,6 +89,8 @@ export interface ReservationRecord {
   /** Value-based rate-limit charges at check, reconciled with the actual amount at commit. */
   rateCharges: {
     key: string;
+    /** The part of `key` that names the subject (the in-process limiter's tables are per prefix). */
+    subject?: string;
     value: string;
     cost: number;
     config: { algorithm: string; limit: number; windowMs: number; burst?: number };

@@ -60,21 +60,22 @@ export const slidingWindow: RateLimitFunction = (config, state, request, now): R
   }
   const at = Math.max(now, newest * width);
   const oldest = floorDiv(at - windowMs + 1, width);
-  // counts[mod(j, RING)] for the buckets j of the window only; older ones are dropped.
-  const counts: number[] = new Array(RING).fill(0);
+  // The new state, built in place: next[1 + mod(j, RING)] holds bucket j for the buckets of the
+  // window only (older ones are dropped). A literal: one packed allocation, no copy at the end.
+  const next: number[] = [newest, 0, 0, 0, 0, 0, 0, 0, 0, 0];
   if (state !== undefined && stored !== undefined) {
     for (let j = Math.max(oldest, stored - SUB_BUCKETS); j <= stored; j++) {
-      const slot = mod(j, RING);
-      counts[slot] = clamp(integerOr(state[1 + slot], 0), 0, saturation);
+      const slot = 1 + mod(j, RING);
+      next[slot] = clamp(integerOr(state[slot], 0), 0, saturation);
     }
   }
-  const newestSlot = mod(newest, RING);
-  counts[newestSlot] = Math.min(saturation, counts[newestSlot]! + carried);
+  const newestSlot = 1 + mod(newest, RING);
+  next[newestSlot] = Math.min(saturation, next[newestSlot]! + carried);
   let used = 0;
-  for (let j = oldest; j <= newest; j++) used += counts[mod(j, RING)]!;
+  for (let j = oldest; j <= newest; j++) used += next[1 + mod(j, RING)]!;
   // The helpers below are module functions rather than closures: under tsx (keepNames) a closure
   // made per call costs a defineProperty call, and these made an evaluation about 3x slower.
-  const w: WindowView = { counts, oldest, newest, width, windowMs, at };
+  const w: WindowView = { next, oldest, newest, width, windowMs, at };
 
   const { cost } = request;
   const force = request.force === true;
@@ -83,7 +84,7 @@ export const slidingWindow: RateLimitFunction = (config, state, request, now): R
     return result(w, limit, used, false, admitAt(w, used + cost - limit) - now);
   if (cost >= 0) {
     const added = force ? Math.min(cost, Math.max(0, saturation - used)) : cost;
-    counts[newestSlot]! += added;
+    next[newestSlot]! += added;
     used += added;
   } else {
     // A refund cancels the oldest counts first: the credit then expires no later than the charge it
@@ -91,9 +92,9 @@ export const slidingWindow: RateLimitFunction = (config, state, request, now): R
     let refund = Math.min(-cost, used);
     used -= refund;
     for (let j = oldest; j <= newest && refund > 0; j++) {
-      const slot = mod(j, RING);
-      const take = Math.min(counts[slot]!, refund);
-      counts[slot]! -= take;
+      const slot = 1 + mod(j, RING);
+      const take = Math.min(next[slot]!, refund);
+      next[slot]! -= take;
       refund -= take;
     }
   }
@@ -101,9 +102,10 @@ export const slidingWindow: RateLimitFunction = (config, state, request, now): R
   return result(w, limit, used, allowed, allowed ? 0 : admitAt(w, used - limit) - now);
 };
 
-/** The counted buckets of one evaluation: `counts[mod(j, RING)]` for oldest ≤ j ≤ newest. */
+/** The counted buckets of one evaluation: `next[1 + mod(j, RING)]` for oldest ≤ j ≤ newest. */
 interface WindowView {
-  counts: number[];
+  /** The new state: `[newest, ring_0 … ring_8]`. */
+  next: number[];
   oldest: number;
   newest: number;
   width: number;
@@ -115,7 +117,7 @@ interface WindowView {
 function admitAt(w: WindowView, excess: number): number {
   let freed = 0;
   for (let j = w.oldest; j <= w.newest; j++) {
-    freed += w.counts[mod(j, RING)]!;
+    freed += w.next[1 + mod(j, RING)]!;
     if (freed >= excess) return (j + 1) * w.width + w.windowMs - 1;
   }
   return w.at; // unreachable: excess ≤ used
@@ -124,7 +126,7 @@ function admitAt(w: WindowView, excess: number): number {
 /** When the newest non-empty bucket leaves the window. */
 function resetAt(w: WindowView): number {
   for (let j = w.newest; j >= w.oldest; j--) {
-    if (w.counts[mod(j, RING)]! > 0) return (j + 1) * w.width + w.windowMs - 1;
+    if (w.next[1 + mod(j, RING)]! > 0) return (j + 1) * w.width + w.windowMs - 1;
   }
   return w.at;
 }
@@ -137,7 +139,7 @@ function result(
   retryAfterMs: number,
 ): RateLimitResult {
   return {
-    state: [w.newest, ...w.counts],
+    state: w.next,
     decision: { allowed, limit, remaining: Math.max(0, limit - used), resetAt: resetAt(w), retryAfterMs },
   };
 }

@@ -35,6 +35,11 @@ export class RateLimitTable {
   private freeHead = -1;
   private readonly slots = new Map<string, number>();
   private cursor: Iterator<[string, number]> | undefined;
+  /** What `read` answers in: one array per table, overwritten by the next read. */
+  private readonly scratch: number[];
+  /** The key `read` last found and its slot, so that a `set` right after it skips the lookup. */
+  private lastKey: string | undefined;
+  private lastSlot = -1;
 
   constructor(config: RateLimitConfig, options: RateLimitTableOptions = {}) {
     const initialCapacity = options.initialCapacity ?? 1024;
@@ -45,6 +50,7 @@ export class RateLimitTable {
     this.initialCapacity = initialCapacity;
     this.slotCount = initialCapacity;
     this.slab = new Float64Array(initialCapacity * this.stride);
+    this.scratch = new Array<number>(this.stateSize).fill(0);
   }
 
   /** Keys held. */
@@ -76,6 +82,22 @@ export class RateLimitTable {
     return state;
   }
 
+  /**
+   * The key's state without a copy per call: in an array owned by the table that the next `read`
+   * overwrites (an evaluation reads its input state and never keeps it), or `undefined` for a key
+   * not held.
+   */
+  read(key: string): RateLimitState | undefined {
+    const slot = this.slots.get(key);
+    if (slot === undefined) return undefined;
+    this.lastKey = key;
+    this.lastSlot = slot;
+    const state = this.scratch;
+    const base = slot * this.stride + 1;
+    for (let i = 0; i < this.stateSize; i++) state[i] = this.slab[base + i]!;
+    return state;
+  }
+
   /** When the key's state stops mattering (see the class comment), or `undefined` for a key not held. */
   expiresAt(key: string): number | undefined {
     const slot = this.slots.get(key);
@@ -84,7 +106,7 @@ export class RateLimitTable {
 
   set(key: string, state: RateLimitState): void {
     if (state.length !== this.stateSize) assert(false, `state must have ${this.stateSize} entries`);
-    let slot = this.slots.get(key);
+    let slot = key === this.lastKey ? this.lastSlot : this.slots.get(key);
     if (slot === undefined) {
       slot = this.allocate();
       this.slots.set(key, slot);
@@ -98,6 +120,7 @@ export class RateLimitTable {
     const slot = this.slots.get(key);
     if (slot === undefined) return false;
     this.slots.delete(key);
+    this.lastKey = undefined;
     const base = slot * this.stride;
     this.slab.fill(0, base, base + this.stride);
     this.slab[base] = this.freeHead;
@@ -108,6 +131,7 @@ export class RateLimitTable {
   /** Forget every key and shrink the slab back to its initial capacity. */
   clear(): void {
     this.slots.clear();
+    this.lastKey = undefined;
     this.slotCount = this.initialCapacity;
     this.slab = new Float64Array(this.initialCapacity * this.stride);
     this.highWater = 0;

@@ -479,7 +479,7 @@ class ReplayLimiter extends Limiter {
     event: CheckEvent,
     reserve: { ttlMs: number } | null,
     balance?: BalanceGate | null,
-  ): Promise<CheckResult> {
+  ): CheckResult | Promise<CheckResult> {
     this.checked = event;
     return super.check(workspaceId, customer, event, reserve, balance);
   }

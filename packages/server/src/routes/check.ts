@@ -6,43 +6,70 @@ import { type RouteDeps, typed } from "./common.js";
 const at = (ms: number | null) => (ms === null ? null : formatInstant(ms));
 const seconds = (ms: number | null) => (ms === null ? undefined : Math.ceil(ms / 1000));
 
-export const presentOutcome = (o: LimitOutcome) => ({
-  id: o.id,
-  kind: o.kind,
-  allowed: o.allowed,
-  exceeded: o.exceeded,
-  enforcement: o.enforcement,
-  limit: o.limit,
-  remaining: o.remaining,
-  ...(o.used !== undefined ? { used: o.used } : {}),
-  ...(o.reserved !== undefined ? { reserved: o.reserved } : {}),
-  reset_at: at(o.resetAt),
-  ...(o.retryAfterMs !== null ? { retry_after: seconds(o.retryAfterMs) } : {}),
-  ...(o.group ? { group: o.group } : {}),
-});
+/** A limit's outcome as API.md shows it (built field by field, in this order: no spread objects). */
+export interface OutcomeBody {
+  id: string;
+  kind: LimitOutcome["kind"];
+  allowed: boolean;
+  exceeded: boolean;
+  enforcement: LimitOutcome["enforcement"];
+  limit: number;
+  remaining: number;
+  used?: number;
+  reserved?: number;
+  reset_at: string | null;
+  retry_after?: number;
+  group?: Record<string, string | null>;
+}
+
+export const presentOutcome = (o: LimitOutcome): OutcomeBody => {
+  const body: OutcomeBody = {
+    id: o.id,
+    kind: o.kind,
+    allowed: o.allowed,
+    exceeded: o.exceeded,
+    enforcement: o.enforcement,
+    limit: o.limit,
+    remaining: o.remaining,
+  } as OutcomeBody;
+  if (o.used !== undefined) body.used = o.used;
+  if (o.reserved !== undefined) body.reserved = o.reserved;
+  body.reset_at = at(o.resetAt);
+  if (o.retryAfterMs !== null) body.retry_after = seconds(o.retryAfterMs);
+  if (o.group) body.group = o.group;
+  return body;
+};
+
+/** POST /v1/check's answer, fields in this order. */
+interface CheckBodyOut {
+  allowed: boolean;
+  code?: string;
+  limits: OutcomeBody[];
+  degraded?: boolean;
+  reservation?: { id: string; expires_at: string };
+}
 
 export function checkRoutes(app: FastifyInstance, { engine, metrics }: RouteDeps) {
   const r = typed(app);
   const config = { role: "service" as const };
   r.post("/v1/check", { schema: { body: CheckBody, tags: ["check"] }, config }, async (req) => {
     const result = await engine.check(req.principal.workspaceId, req.body);
-    if ((result as { degraded?: boolean }).degraded)
+    const body: CheckBodyOut = { allowed: result.allowed } as CheckBodyOut;
+    if (result.code) body.code = result.code;
+    const limits: OutcomeBody[] = new Array(result.limits.length);
+    for (let i = 0; i < limits.length; i++) limits[i] = presentOutcome(result.limits[i]!);
+    body.limits = limits;
+    // A limiter whose state store is unreachable answers by each limit's fail_mode (API.md).
+    if ((result as { degraded?: boolean }).degraded) {
+      body.degraded = true;
       metrics.checksDegraded.inc({ allowed: String(result.allowed) });
-    return {
-      allowed: result.allowed,
-      ...(result.code ? { code: result.code } : {}),
-      limits: result.limits.map(presentOutcome),
-      // A limiter whose state store is unreachable answers by each limit's fail_mode (API.md).
-      ...((result as { degraded?: boolean }).degraded ? { degraded: true } : {}),
-      ...(result.reservation
-        ? {
-            reservation: {
-              id: result.reservation.id,
-              expires_at: formatInstant(result.reservation.expiresAt),
-            },
-          }
-        : {}),
-    };
+    }
+    if (result.reservation)
+      body.reservation = {
+        id: result.reservation.id,
+        expires_at: formatInstant(result.reservation.expiresAt),
+      };
+    return body;
   });
   r.post(
     "/v1/reservations/:id/commit",

@@ -35,6 +35,7 @@ export async function spawnServer(extraArgs: string[] = []): Promise<ServerProce
     process.execPath,
     [
       ...(process.env.BENCH_PROF ? ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"] : []),
+      // BENCH_NODE_FLAGS: extra node flags for the server (e.g. "--max-semi-space-size=32"), to compare.
       ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(" ") : []),
       join(ROOT, "packages/cli/bin/tollgate.js"),
       "serve",

@@ -639,7 +639,11 @@ export class RedisLimiter implements LimiterPort {
         return "DEFS";
       }
       if (status === "REBUILD") {
-        await this.rebuild([...tags]);
+        // Only the subjects whose marker is missing: a rebuild makes this process forget what it
+        // saw of their keys (one more round trip for each of their next checks).
+        const all = [...tags];
+        const unmarked = JSON.parse(body!) as number[];
+        await this.rebuild(unmarked.map((i) => all[i - 1]!));
         continue;
       }
       if (status === "LOAD") {
@@ -792,6 +796,8 @@ export class RedisLimiter implements LimiterPort {
   private async rebuild(tags: string[]): Promise<void> {
     const active = await this.store.listActiveReservations();
     const now = this.clock.now();
+    /** Keys outside the tags that the rebuild may write (holds on workspace-wide counters, leases). */
+    const touched = new Set<string>();
     for (const tag of tags) {
       const body = { x: [] as unknown[], h: [] as unknown[], l: [] as unknown[], e: [] as unknown[] };
       for (const { workspaceId, reservation: r } of active) {
@@ -801,9 +807,11 @@ export class RedisLimiter implements LimiterPort {
           const [hash, field] = h.key.split("\u0002") as [string, string];
           x.h.push([hash, field, String(h.amount)]);
           body.h.push([hash, field, String(h.amount)]);
+          touched.add(hash);
         }
         for (const l of r.leases) {
           x.l.push(l.key);
+          touched.add(l.key);
           if (l.expiresAt > now) body.l.push([l.key, r.id, Math.min(l.expiresAt, r.expiresAt)]);
         }
         body.x.push([this.key(tag, "x", r.id), JSON.stringify(x), r.expiresAt - now + 60_000]);
@@ -811,7 +819,13 @@ export class RedisLimiter implements LimiterPort {
       }
       await this.call(() => this.redis.tgRebuild(this.marker(tag), JSON.stringify(body)));
     }
-    this.seen.clear();
+    // Forget what this process last saw of the rebuilt keys only (a seen key is a Redis key, with
+    // "\u0000field" for a hash field): clearing everything would send every other subject's next
+    // check through a STALE round trip — each new customer's first check rebuilds its subject.
+    for (const key of this.seen.keys()) {
+      const base = key.includes("\u0000") ? key.slice(0, key.indexOf("\u0000")) : key;
+      if (touched.has(base) || tags.some((tag) => key.includes(tag))) this.seen.delete(key);
+    }
   }
 
   private markExpired(workspaceId: string, ids: string[]): void {

@@ -11,7 +11,8 @@
  * values it expects; the script checks that every expected value is the stored one (compare-and-set)
  * and only then applies the writes. Replies:
  *   {"DEFS", version}      the limit definitions changed since the caller's book was loaded
- *   {"REBUILD"}            a marker is missing (Redis was flushed or replaced): rebuild first
+ *   {"REBUILD", json}      these markers (positions in spec.m) are missing (a new subject, or Redis
+ *                          was flushed or replaced): rebuild those subjects first
  *   {"LOAD", json}         these quota counters are not loaded: load them from the durable store
  *   {"STALE", json}        the actual values; decide again with them
  *   {"OK", json}           applied (if apply = 1); json lists reservations that expired here
@@ -21,9 +22,11 @@ local now = tonumber(ARGV[1])
 local spec = cjson.decode(ARGV[3])
 local version = redis.call('GET', KEYS[spec.v[1]]) or '0'
 if version ~= spec.v[2] then return {'DEFS', version} end
-for _, m in ipairs(spec.m) do
-  if redis.call('EXISTS', KEYS[m]) == 0 then return {'REBUILD'} end
+local unmarked = {}
+for i, m in ipairs(spec.m) do
+  if redis.call('EXISTS', KEYS[m]) == 0 then unmarked[#unmarked + 1] = i end
 end
+if #unmarked > 0 then return {'REBUILD', cjson.encode(unmarked)} end
 -- Reservations of these subjects past their TTL free their holds and slots first.
 local expired = {}
 for _, e in ipairs(spec.e) do

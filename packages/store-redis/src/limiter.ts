@@ -10,6 +10,7 @@ import {
   decideQuota,
   type ErrorCode,
   evaluate as evaluateRate,
+  KeyedQueue,
   type LimitBook,
   type LimiterContext,
   type LimiterPort,
@@ -189,21 +190,10 @@ export class RedisLimiter implements LimiterPort {
   /** workspace → the definitions version its loaded book was read at */
   private readonly versions = new Map<string, string>();
   /** Checks of one subject in this process run one at a time (only other processes then contend). */
-  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly queues = new KeyedQueue();
 
   private versionKey(workspaceId: string): string {
     return this.key(this.tagOf(workspaceId, "*"), "v", "");
-  }
-
-  private serialize<T>(tag: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.queues.get(tag) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => {});
-    this.queues.set(tag, tail);
-    tail.then(() => {
-      if (this.queues.get(tag) === tail) this.queues.delete(tag);
-    });
-    return run;
   }
 
   static factory(options: RedisLimiterOptions): (context: LimiterContext) => RedisLimiter {
@@ -379,7 +369,7 @@ export class RedisLimiter implements LimiterPort {
     balance: BalanceGate | null = null,
   ): Promise<CheckResult> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const result = await this.serialize(`${workspaceId}\u0000${customer.id}`, () =>
+      const result = await this.queues.run(`${workspaceId}\u0000${customer.id}`, () =>
         this.checkOnce(workspaceId, customer, event, reserve, balance),
       );
       if (result !== "DEFS") return this.afterCheck(workspaceId, result, balance);

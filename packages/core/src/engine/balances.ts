@@ -6,6 +6,7 @@ import type { LedgerLock, Store } from "../ports/store.js";
 import { parsePicoUsd } from "../pricing/money.js";
 import { formatInstant, parseInstant } from "../time.js";
 import type { MeterDef, UsageEvent } from "../types.js";
+import { KeyedQueue } from "./keyed-queue.js";
 import type { LimitOutcome } from "./limiter.js";
 
 /** A debit rule: recorded usage of a meter becomes credits spent, `creditsPerUnit` per `unit`. */
@@ -67,8 +68,8 @@ interface Loading {
 export class Balances {
   private readonly accounts = new Map<string, Map<string, Account>>();
   private readonly loading = new Map<string, Loading>();
-  /** Shared store: per customer, the tail of the queue of locked sections of this process. */
-  private readonly queues = new Map<string, Promise<unknown>>();
+  /** Shared store: per customer, the locked sections of this process, one at a time. */
+  private readonly queue = new KeyedQueue();
   /** Told of every change of a customer's balance (balance.low alerts). */
   onChange: ((workspaceId: string, customer: string, view: LedgerView) => void) | null = null;
   /** Whether other processes write the same ledgers (the store has `lockLedger`). */
@@ -155,9 +156,7 @@ export class Balances {
     customer: string,
     fn: (account: Account, write: (entry: LedgerEntry) => Promise<void>) => Promise<T>,
   ): Promise<T> {
-    const qKey = `${workspaceId}\u0000${customer}`;
-    const prior = this.queues.get(qKey) ?? Promise.resolve();
-    const run = prior.then(async () => {
+    return this.queue.run(`${workspaceId}\u0000${customer}`, async () => {
       const account = await this.account(workspaceId, customer);
       const lock: LedgerLock = await this.store.lockLedger!(workspaceId, customer);
       try {
@@ -176,12 +175,6 @@ export class Balances {
         await lock.release();
       }
     });
-    const tail = run.catch(() => {});
-    this.queues.set(qKey, tail);
-    tail.then(() => {
-      if (this.queues.get(qKey) === tail) this.queues.delete(qKey);
-    });
-    return run;
   }
 
   /** The loaded ledger, or undefined (the hot path loads it first with `account`). */

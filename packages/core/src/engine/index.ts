@@ -4,6 +4,7 @@ export * from "./engine.js";
 export * from "./entitlements.js";
 export * from "./heap.js";
 export type * from "./inputs.js";
+export * from "./keyed-queue.js";
 export * from "./limiter.js";
 export type * from "./limiter-port.js";
 export type * from "./ports.js";

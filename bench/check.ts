@@ -39,7 +39,7 @@ import { RateLimiterMemory, RateLimiterRedis } from "rate-limiter-flexible";
 import { Pool } from "undici";
 import { isValidTimeZone } from "../packages/cli/src/timezone.js";
 import type { MemoryRow } from "./check-memory.js";
-import { fmt, freePort, ROOT, spawnServer } from "./support.js";
+import { cpuSeconds, fmt, freePort, ROOT, spawnServer } from "./support.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -270,17 +270,6 @@ async function inProcess(): Promise<void> {
 }
 
 // ---- (b) over HTTP -----------------------------------------------------------------------------
-
-/** CPU time (user + system) of a process so far, in seconds; NaN where /proc is not there. */
-const TICKS_PER_SECOND = 100; // USER_HZ on Linux
-function cpuSeconds(pid: number | undefined): number {
-  const file = `/proc/${pid}/stat`;
-  if (pid === undefined || !existsSync(file)) return Number.NaN;
-  // Fields after the command name (which may hold spaces): state is 3rd, utime 14th, stime 15th.
-  const stat = readFileSync(file, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-}
 
 interface HttpRound {
   /** Server process CPU seconds during the round. */

@@ -4,7 +4,10 @@ export type WriterWrite =
   | {
       kind: "events";
       ws: number;
+      /** flat [id, type, customer, ts, vals, dims] × n */
       rows: (string | number)[];
+      /** The first 16 bytes of each event's fingerprint SHA-256, in event order. */
+      fps: Buffer;
       /** The price row of each event (null: not priced), or absent when none is. */
       priceRows?: (string | null)[];
       /** flat [event index, customer, idempotency key, kind, at, body] × n: stored for new events only. */

@@ -1,7 +1,6 @@
 // The grouped writes of the embedded store (event appends, reservations), committed in one
 // transaction per flush. Plain JavaScript so that it loads in a worker thread without a TypeScript
 // loader; the same code runs inline for ":memory:" databases.
-import { createHash } from "node:crypto";
 import { prepareRollupStatements, RollupBatch, registerRollupFunctions } from "./rollups.js";
 
 /** Returns flush(writes) → { results, commitSeq } bound to the connection. */
@@ -27,7 +26,8 @@ export function createWriter(db) {
   // Rollups of the events this flush newly inserts, written in the same transaction.
   const rollups = new RollupBatch();
 
-  const fingerprintHash = (fp) => createHash("sha256").update(fp).digest().subarray(0, 16);
+  /** Bytes per event in a write's `fps`: the first 16 of its fingerprint's SHA-256. */
+  const FP_BYTES = 16;
 
   class Conflict extends Error {
     constructor(index, eventId) {
@@ -39,13 +39,15 @@ export function createWriter(db) {
 
   // One request's events, all or nothing: a nested transaction is a savepoint.
   const appendSavepoint = db.transaction((w) => {
-    // w.rows: flat [id, type, customer, ts, vals, dims, fingerprint] × n
+    // w.rows: flat [id, type, customer, ts, vals, dims] × n; w.fps: the digests, FP_BYTES each
     const inserted = [];
     let duplicates = 0;
     const r = w.rows;
     const priceRows = w.priceRows;
-    for (let i = 0, n = 0; i < r.length; i += 7, n++) {
-      const fp = fingerprintHash(r[i + 6]);
+    // A worker receives a plain Uint8Array; Buffer's view of the same memory has .equals.
+    const fps = Buffer.from(w.fps.buffer, w.fps.byteOffset, w.fps.byteLength);
+    for (let i = 0, n = 0; i < r.length; i += 6, n++) {
+      const fp = fps.subarray(n * FP_BYTES, (n + 1) * FP_BYTES);
       const priceRow = priceRows ? priceRows[n] : null;
       if (
         evInsert.run(w.ws, r[i], r[i + 1], r[i + 2], r[i + 3], r[i + 4], r[i + 5], fp, priceRow).changes === 1
@@ -85,7 +87,7 @@ export function createWriter(db) {
       // request rolled back by a conflict adds nothing.
       const r = w.rows;
       for (const n of result.inserted) {
-        const i = n * 7;
+        const i = n * 6;
         rollups.add(w.ws, r[i + 1], r[i + 2], r[i + 3], r[i + 4], r[i + 5]);
       }
       return result;

@@ -129,16 +129,7 @@ export class Simulation {
   private sharedCounters = true;
   private direct = false;
   /** Customers' contexts for the direct path's batches (definitions do not change during a replay). */
-  private readonly contexts = new Map<string, Promise<CustomerContext>>();
-  private readonly contextOf = (id: string): Promise<CustomerContext> => {
-    let p = this.contexts.get(id);
-    if (p === undefined) {
-      if (this.contexts.size >= simulationBounds.customersMax * 10) this.contexts.clear();
-      p = this.engine.customerContext(this.deps.workspaceId, id);
-      this.contexts.set(id, p);
-    }
-    return p;
-  };
+  private readonly contexts = new Map<string, CustomerContext>();
 
   private constructor(
     private readonly deps: SimulationDeps,
@@ -432,11 +423,13 @@ export class Simulation {
       for (const e of batch)
         ledgers.push(engine.balances.usageEntries(book.balanceRules, book.meters, e, now));
     }
-    const applyIncrements = await engine.limiter.prepareIncrements(ws, batch, this.contextOf);
-    const inserted = new Array<number>(batch.length);
-    for (let i = 0; i < batch.length; i++) inserted[i] = i;
-    // Never in a snapshot a counter was loaded from: the sink store holds no events.
-    applyIncrements(inserted, Number.MAX_SAFE_INTEGER);
+    const contexts = this.contexts;
+    if (contexts.size >= simulationBounds.customersMax * 10) contexts.clear();
+    for (const e of batch)
+      if (!contexts.has(e.customer)) contexts.set(e.customer, await engine.customerContext(ws, e.customer));
+    // What prepareIncrements' function does after a commit, for every event of the batch; never in
+    // a snapshot a counter was loaded from (the sink store holds no events).
+    this.replayLimiter!.applyIncrements(ws, book, batch, contexts, null, Number.MAX_SAFE_INTEGER);
     if (ledgers !== null) {
       for (let i = 0; i < batch.length; i++) {
         const ledger = ledgers[i];

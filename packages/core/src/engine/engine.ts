@@ -2,6 +2,7 @@ import { AlertCenter } from "../alerts/center.js";
 import { canonicalFlat } from "../canonical.js";
 import type { Clock } from "../clock.js";
 import { invalid, notFound, TollgateError } from "../errors.js";
+import { copyFields } from "../fields.js";
 import { bounds } from "../limits.js";
 import { type Accumulator, createAccumulator, meterMatches } from "../meter/meter.js";
 import { type CalendarUnit, nextWindowStartUtc, windowStartUtc } from "../period/calendar.js";
@@ -574,7 +575,7 @@ export class Engine {
       }
     }
     // Pricing adds (or converts the event's own) values.cost: on a copy, the input stays as sent.
-    const priced = { ...values };
+    const priced = copyFields(values);
     let pricing: ReturnType<Pricing["price"]>;
     try {
       pricing = this.pricing.price(workspaceId, priced, dimensions, timestamp, `events[${index}].`);
@@ -850,7 +851,7 @@ export class Engine {
           loaded.prices = true;
           return this.checkWith(workspaceId, input, loaded);
         });
-      event.values = { ...event.values };
+      event.values = copyFields(event.values);
       this.pricing.price(workspaceId, event.values, event.dimensions, this.clock.now(), "event.");
     }
     const book = this.book.peek(workspaceId) ?? loaded.book;

@@ -14,6 +14,7 @@ import {
 import type { KeyMinter } from "../engine/ports.js";
 import type { PriceCatalogue } from "../engine/pricing.js";
 import { invalid } from "../errors.js";
+import { copyFields } from "../fields.js";
 import type { LedgerEntry } from "../ledger/types.js";
 import { bounds } from "../limits.js";
 import { meterMatches, meterValue } from "../meter/meter.js";
@@ -326,7 +327,7 @@ export class Simulation {
 
   /** Pricing as replay does it, for a check that did not reach the limiter (it has none of its values). */
   private price(ws: string, values: Record<string, number>, event: UsageEvent): Record<string, number> {
-    const priced = { ...values };
+    const priced = copyFields(values);
     try {
       this.engine.pricing.price(ws, priced, event.dimensions, event.timestamp, "");
     } catch {
@@ -386,7 +387,7 @@ export class Simulation {
       this.pendingCustomers.add(event.customer);
     } else {
       // Not admitted: priced all the same, so that the report can tell prices from denials.
-      const priced = { ...values };
+      const priced = copyFields(values);
       try {
         engine.pricing.price(ws, priced, event.dimensions, event.timestamp, "");
       } catch {
@@ -496,10 +497,11 @@ function usageOf(ledger: LedgerEntry[] | undefined) {
 function checkedValues(event: UsageEvent): Record<string, number> {
   const values = event.values;
   if (values.cost === undefined) return values;
-  const { cost, ...rest } = values;
+  const rest = copyFields(values, "cost");
   if (event.priceRow !== undefined) return rest;
   // The producer's cost as a check (and recordEvents) takes it: a decimal USD string, read back exactly.
-  return { ...rest, cost: formatPicoUsd(cost) as unknown as number };
+  rest.cost = formatPicoUsd(values.cost) as unknown as number;
+  return rest;
 }
 
 /** pageEvents' pages from one snapshot (the first page's), for a store without streamEvents. */

@@ -796,6 +796,15 @@ export class Engine {
   }
 
   /**
+   * `check` without the promise when everything the check needs is in memory: the decision itself,
+   * or a promise when something had to be loaded; throws what `check` rejects with. For callers that
+   * run checks back to back (a simulation's replay), where a promise and an await per check add up.
+   */
+  checkNow(workspaceId: string, input: CheckInput): CheckResult | Promise<CheckResult> {
+    return this.checkWith(workspaceId, input, {});
+  }
+
+  /**
    * One pass of a check. Whatever is not cached yet is loaded (a promise) and the pass starts over,
    * with what was loaded in `loaded` (used when the cache was dropped meanwhile, as an await would).
    */

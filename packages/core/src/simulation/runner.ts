@@ -254,9 +254,11 @@ export class Simulation {
           this.clock.set(event.timestamp);
           const values = checkedValues(event);
           this.replayLimiter!.take();
-          const result = await engine.check(ws, {
+          // engine.check's code without its promise when the decision is synchronous (no await).
+          const decided = engine.checkNow(ws, {
             event: { type: event.type, customer: event.customer, values, dimensions: event.dimensions },
           });
+          const result = decided instanceof Promise ? await decided : decided;
           if (Simulation.raisesOnCheck(result)) await engine.alerts.settle();
           this.checkedDirect(ws, event, values, result);
         } else await this.replay(ws, engine, event);

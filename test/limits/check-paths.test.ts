@@ -3,7 +3,10 @@
  * the check plan, the counter families), and waits and starts over otherwise. Both ways must give
  * the same answers: here one engine keeps its caches and another drops all of them before every
  * check (book, entitlements, customers, loaded counters — so each check takes the loading path and
- * builds a new check plan), over random sequences of checks, reservations, releases and clock moves.
+ * builds a new check plan), over random sequences of checks, reservations, releases, recorded events
+ * and clock moves. Recorded events are counted into the warm engine's loaded counters
+ * (Limiter.applyIncrements) and read back from the store by the cold one, so the two also pin the
+ * counting of recorded events (families shared by two limits, groups, past windows, rolling windows).
  */
 import { Engine, ManualClock } from "@tollgate/core";
 import { keyMinter } from "@tollgate/server";
@@ -50,6 +53,9 @@ async function makeEngine() {
     ],
     limits: [
       { id: "monthly", meter: "tokens", amount: 2_000, period: "month" },
+      // The same family as "monthly" (counted once), and a rolling window.
+      { id: "monthly-soft", meter: "tokens", amount: 1_500, period: "month", enforcement: "soft" },
+      { id: "hourly-rolling", meter: "tokens", amount: 900, period: { rolling_seconds: 3_600 } },
       {
         id: "daily-region",
         meter: "tokens",
@@ -90,6 +96,22 @@ const step = fc.oneof(
     arbitrary: fc.record({ kind: fc.constant("advance" as const), ms: fc.integer({ min: 0, max: 90_000 }) }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("release" as const), which: fc.nat() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("record" as const),
+      events: fc.array(
+        fc.record({
+          customer: fc.constantFrom("c0", "c1", "c2"),
+          tokens: fc.integer({ min: 0, max: 300 }),
+          region: fc.option(fc.constantFrom("eu", "us"), { nil: undefined }),
+          /** How long before the clock the event happened (other windows, other buckets). */
+          agoMs: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 2 * 86_400_000 })),
+        }),
+        { minLength: 1, maxLength: 6 },
+      ),
+    }),
+  },
 );
 
 describe("Engine.check: the cached (synchronous) path and the loading path answer alike", () => {
@@ -99,10 +121,23 @@ describe("Engine.check: the cached (synchronous) path and the loading path answe
         const warm = await makeEngine();
         const cold = await makeEngine();
         const reservations: string[] = [];
+        let recorded = 0;
         for (const s of steps) {
           if (s.kind === "advance") {
             warm.clock.advance(s.ms);
             cold.clock.advance(s.ms);
+          } else if (s.kind === "record") {
+            const now = warm.clock.now();
+            const batch = s.events.map((e) => ({
+              id: `evt_${++recorded}`,
+              type: "llm.completion",
+              customer: e.customer,
+              timestamp: new Date(now - e.agoMs).toISOString(),
+              values: { tokens: e.tokens },
+              dimensions: (e.region ? { region: e.region } : {}) as Record<string, string>,
+            }));
+            await warm.engine.recordEvents(WS, structuredClone(batch));
+            await cold.engine.recordEvents(WS, structuredClone(batch));
           } else if (s.kind === "release") {
             if (reservations.length === 0) continue;
             const id = reservations[s.which % reservations.length]!;

@@ -16,6 +16,9 @@ export function createPageEncoder(tableMax = TABLE_MAX) {
   const strings = new Map([[null, 0]]);
   const dims = new Map();
   const shapes = new Map();
+  /** The key set of the last row encoded under a shape, and that shape. */
+  let lastKeys = null;
+  let lastShape = 0;
   return {
     /**
      * @param {unknown[][]} rows raw rows: [seq, id, type, customer, ts, vals, dims, price_row]
@@ -71,7 +74,8 @@ export function createPageEncoder(tableMax = TABLE_MAX) {
         let numbers = true;
         for (const k of keys) if (typeof v[k] !== "number" || k === "__proto__") numbers = false;
         let s;
-        if (numbers) {
+        if (numbers && sameKeys(keys, lastKeys)) s = lastShape;
+        else if (numbers) {
           const key = JSON.stringify(keys);
           s = shapes.get(key);
           if (s === undefined && shapes.size < tableMax) {
@@ -85,6 +89,9 @@ export function createPageEncoder(tableMax = TABLE_MAX) {
           continue;
         }
         cols[c + 4] = s;
+        // Rows of a page mostly share their key set: the next row compares its keys to these.
+        lastKeys = keys;
+        lastShape = s;
         if (nVals + keys.length > vals.length) {
           const grown = new Float64Array(Math.max(vals.length * 2, nVals + keys.length));
           grown.set(vals);
@@ -109,6 +116,13 @@ export function createPageEncoder(tableMax = TABLE_MAX) {
       return { message, transfer: [seq.buffer, ts.buffer, cols.buffer, idEnds.buffer, message.vals.buffer] };
     },
   };
+}
+
+/** Whether two key lists are equal, element by element (b may be null). */
+function sameKeys(a, b) {
+  if (b === null || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** The main thread's side: the same tables, filled from each page in order. */

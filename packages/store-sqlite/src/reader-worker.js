@@ -49,7 +49,7 @@ function pump() {
 
 parentPort.on("message", (msg) => {
   if (msg.type === "more") {
-    credit++;
+    credit += msg.pages ?? 1;
     pump();
   }
 });

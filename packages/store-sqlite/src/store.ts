@@ -47,6 +47,8 @@ export interface SqliteStoreOptions {
 
 /** Pages the reader thread of streamEvents reads ahead of the replay (memory: about this many pages). */
 const streamAhead = 4;
+/** Pages the replay takes before it gives the reader thread that much credit back (at most streamAhead). */
+const streamCredit = 2;
 
 interface Pending {
   write: WriterWrite;
@@ -534,13 +536,19 @@ export class SqliteStore implements Store {
     worker.on("error", (e) => deliver({ type: "failed", message: e.message }));
     worker.on("exit", (code) => deliver({ type: "failed", message: `the reader thread exited (${code})` }));
     const decoder = createPageDecoder();
+    let owed = 0;
     try {
       for (;;) {
         while (inbox.length === 0) await new Promise<void>((resolve) => (wake = resolve));
         const m = inbox.shift()!;
         if (m.type === "end") return;
         if (m.type === "failed") throw new Error(`reading the events failed: ${m.message}`);
-        worker.postMessage({ type: "more" });
+        // The pages read are handed back as credit every streamCredit pages: each message wakes
+        // the reader thread, which on a busy machine can take the replay's core for a while.
+        if (++owed >= streamCredit) {
+          worker.postMessage({ type: "more", pages: owed });
+          owed = 0;
+        }
         yield decoder.decode(m.page);
       }
     } finally {

@@ -2,6 +2,7 @@ import { AlertCenter } from "../alerts/center.js";
 import { canonicalFlat } from "../canonical.js";
 import type { Clock } from "../clock.js";
 import { invalid, notFound, TollgateError } from "../errors.js";
+import { copyFields } from "../fields.js";
 import { bounds } from "../limits.js";
 import { type Accumulator, createAccumulator, meterMatches } from "../meter/meter.js";
 import { type CalendarUnit, nextWindowStartUtc, windowStartUtc } from "../period/calendar.js";
@@ -574,7 +575,7 @@ export class Engine {
       }
     }
     // Pricing adds (or converts the event's own) values.cost: on a copy, the input stays as sent.
-    const priced = { ...values };
+    const priced = copyFields(values);
     let pricing: ReturnType<Pricing["price"]>;
     try {
       pricing = this.pricing.price(workspaceId, priced, dimensions, timestamp, `events[${index}].`);
@@ -795,6 +796,15 @@ export class Engine {
   }
 
   /**
+   * `check` without the promise when everything the check needs is in memory: the decision itself,
+   * or a promise when something had to be loaded; throws what `check` rejects with. For callers that
+   * run checks back to back (a simulation's replay), where a promise and an await per check add up.
+   */
+  checkNow(workspaceId: string, input: CheckInput): CheckResult | Promise<CheckResult> {
+    return this.checkWith(workspaceId, input, {});
+  }
+
+  /**
    * One pass of a check. Whatever is not cached yet is loaded (a promise) and the pass starts over,
    * with what was loaded in `loaded` (used when the cache was dropped meanwhile, as an await would).
    */
@@ -850,7 +860,7 @@ export class Engine {
           loaded.prices = true;
           return this.checkWith(workspaceId, input, loaded);
         });
-      event.values = { ...event.values };
+      event.values = copyFields(event.values);
       this.pricing.price(workspaceId, event.values, event.dimensions, this.clock.now(), "event.");
     }
     const book = this.book.peek(workspaceId) ?? loaded.book;

@@ -574,44 +574,79 @@ export class Limiter {
     const contexts = new Map<string, CustomerContext>();
     for (const e of events)
       if (!contexts.has(e.customer)) contexts.set(e.customer, await customers(e.customer));
-    return (inserted, commitSeq) => {
-      // limit → family and group → what the observer is told once the batch is counted
-      const touched = this.observer
-        ? new Map<QuotaLimit, Map<string, Map<string, UsageChange & { familyKey: string }>>>()
-        : null;
-      for (const i of inserted) {
-        const e = events[i]!;
-        const customer = contexts.get(e.customer)!;
-        // Limits over the same meter, filter, grouping, period and subject share one family: count
-        // the event in it once, however many of them there are.
-        const counted = new Set<string>();
-        for (const limit of book.effective(customer.id, customer.plan).quotas) {
-          const meter = book.meters.get(limit.meter);
-          if (!meter || !this.quotaApplies(limit, meter, e)) continue;
-          const familyKey = this.familyKey(workspaceId, limit, meter, customer, e.timestamp);
-          if (touched) noteTouched(touched, limit, meter, customer, familyKey, e.dimensions);
-          if (counted.has(familyKey)) continue;
-          counted.add(familyKey);
-          const family = this.families.get(familyKey);
-          // Not loaded: a later load reads this event from the store. Loaded from a snapshot that
-          // already holds this commit: counted there.
-          if (!family || family.asOfSeq >= commitSeq) continue;
-          const groupKey = canonicalJson(groupOf(limit, e.dimensions));
-          addUsage(family, groupKey, e.timestamp, meterValue(meter, e));
-        }
-      }
-      if (touched) this.tellObserver(workspaceId, touched);
-    };
+    return (inserted, commitSeq) =>
+      this.applyIncrements(workspaceId, book, events, contexts, inserted, commitSeq);
   }
+
+  /**
+   * Counts recorded events in the quota counters in memory and tells the observer of every counter
+   * that changed (once per limit and group per batch): what prepareIncrements' function does after a
+   * commit, for the events at the indices `inserted` (null: every event). `contexts` has each
+   * event's customer. Synchronous; the simulation's direct recording calls it as well.
+   */
+  applyIncrements(
+    workspaceId: string,
+    book: CompiledBook,
+    events: readonly UsageEvent[],
+    contexts: ReadonlyMap<string, CustomerContext>,
+    inserted: readonly number[] | null,
+    commitSeq: number,
+  ): void {
+    // limit → family and group → what the observer is told once the batch is counted
+    const touched = this.observer ? new Map<QuotaLimit, Map<string, Map<string, TouchedChange>>>() : null;
+    const counted = this.counted;
+    const n = inserted === null ? events.length : inserted.length;
+    for (let k = 0; k < n; k++) {
+      const e = events[inserted === null ? k : inserted[k]!]!;
+      const customer = contexts.get(e.customer)!;
+      // Limits over the same meter, filter, grouping, period and subject share one family: count
+      // the event in it once, however many of them there are.
+      counted.length = 0;
+      const quotas = this.planOf(book, workspaceId, customer, this.clock.now()).quotas;
+      for (let j = 0; j < quotas.length; j++) {
+        const qp = quotas[j]!;
+        const limit = qp.limit;
+        const meter = qp.meter;
+        if (!this.quotaApplies(limit, meter, e)) continue;
+        // The check plan's family (and its key) when the event is in the window it was resolved for.
+        let memo = qp.memo;
+        let family: Family | undefined;
+        if (memo !== null && memo.from <= e.timestamp && e.timestamp < memo.until) {
+          if (qp.familiesGen !== this.familiesGen) {
+            qp.family = this.families.get(memo.key);
+            qp.familiesGen = this.familiesGen;
+          }
+          family = qp.family;
+        } else {
+          memo = this.familyMemoOf(workspaceId, limit, meter, customer, e.timestamp);
+          family = this.families.get(memo.key);
+        }
+        const familyKey = memo.key;
+        if (touched) noteTouched(touched, limit, meter, customer, familyKey, e.dimensions);
+        if (counted.includes(familyKey)) continue;
+        counted.push(familyKey);
+        // Not loaded: a later load reads this event from the store. Loaded from a snapshot that
+        // already holds this commit: counted there.
+        if (!family || family.asOfSeq >= commitSeq) continue;
+        const groupKey = limit.groupBy.length === 0 ? "{}" : canonicalJson(groupOf(limit, e.dimensions));
+        addUsage(family, groupKey, e.timestamp, meterValue(meter, e));
+      }
+    }
+    counted.length = 0;
+    if (touched) this.tellObserver(workspaceId, touched);
+  }
+
+  /** applyIncrements' scratch list of the families an event was counted in. */
+  private readonly counted: string[] = [];
 
   private tellObserver(
     workspaceId: string,
-    touched: Map<QuotaLimit, Map<string, Map<string, UsageChange & { familyKey: string }>>>,
+    touched: Map<QuotaLimit, Map<string, Map<string, TouchedChange>>>,
   ): void {
     const now = this.clock.now();
     for (const families of touched.values()) {
       for (const groups of families.values()) {
-        for (const { familyKey, ...change } of groups.values()) {
+        for (const { familyKey, change } of groups.values()) {
           const family = this.families.get(familyKey);
           if (family) {
             change.used = usedOf(family, change.groupKey, now);
@@ -994,8 +1029,14 @@ function keyPrefix(
   return `${workspaceId}\u0001${prefix}\u0001${scope}\u0001${limit.id}\u0001${limit.subject}\u0001`;
 }
 
+/** A counter a batch changed, with its family's key (not the observer's business). */
+interface TouchedChange {
+  familyKey: string;
+  change: UsageChange;
+}
+
 function noteTouched(
-  touched: Map<QuotaLimit, Map<string, Map<string, UsageChange & { familyKey: string }>>>,
+  touched: Map<QuotaLimit, Map<string, Map<string, TouchedChange>>>,
   limit: QuotaLimit,
   meter: MeterDef,
   customer: CustomerContext,
@@ -1017,14 +1058,8 @@ function noteTouched(
   }
   if (!groups.has(groupKey))
     groups.set(groupKey, {
-      limit,
-      meter,
-      customer,
-      group: group ?? {},
-      groupKey,
       familyKey,
-      used: null,
-      window: null,
+      change: { limit, meter, customer, group: group ?? {}, groupKey, used: null, window: null },
     });
 }
 

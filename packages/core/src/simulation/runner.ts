@@ -14,6 +14,7 @@ import {
 import type { KeyMinter } from "../engine/ports.js";
 import type { PriceCatalogue } from "../engine/pricing.js";
 import { invalid } from "../errors.js";
+import { copyFields } from "../fields.js";
 import type { LedgerEntry } from "../ledger/types.js";
 import { bounds } from "../limits.js";
 import { meterMatches, meterValue } from "../meter/meter.js";
@@ -129,16 +130,7 @@ export class Simulation {
   private sharedCounters = true;
   private direct = false;
   /** Customers' contexts for the direct path's batches (definitions do not change during a replay). */
-  private readonly contexts = new Map<string, Promise<CustomerContext>>();
-  private readonly contextOf = (id: string): Promise<CustomerContext> => {
-    let p = this.contexts.get(id);
-    if (p === undefined) {
-      if (this.contexts.size >= simulationBounds.customersMax * 10) this.contexts.clear();
-      p = this.engine.customerContext(this.deps.workspaceId, id);
-      this.contexts.set(id, p);
-    }
-    return p;
-  };
+  private readonly contexts = new Map<string, CustomerContext>();
 
   private constructor(
     private readonly deps: SimulationDeps,
@@ -262,9 +254,11 @@ export class Simulation {
           this.clock.set(event.timestamp);
           const values = checkedValues(event);
           this.replayLimiter!.take();
-          const result = await engine.check(ws, {
+          // engine.check's code without its promise when the decision is synchronous (no await).
+          const decided = engine.checkNow(ws, {
             event: { type: event.type, customer: event.customer, values, dimensions: event.dimensions },
           });
+          const result = decided instanceof Promise ? await decided : decided;
           if (Simulation.raisesOnCheck(result)) await engine.alerts.settle();
           this.checkedDirect(ws, event, values, result);
         } else await this.replay(ws, engine, event);
@@ -335,7 +329,7 @@ export class Simulation {
 
   /** Pricing as replay does it, for a check that did not reach the limiter (it has none of its values). */
   private price(ws: string, values: Record<string, number>, event: UsageEvent): Record<string, number> {
-    const priced = { ...values };
+    const priced = copyFields(values);
     try {
       this.engine.pricing.price(ws, priced, event.dimensions, event.timestamp, "");
     } catch {
@@ -395,7 +389,7 @@ export class Simulation {
       this.pendingCustomers.add(event.customer);
     } else {
       // Not admitted: priced all the same, so that the report can tell prices from denials.
-      const priced = { ...values };
+      const priced = copyFields(values);
       try {
         engine.pricing.price(ws, priced, event.dimensions, event.timestamp, "");
       } catch {
@@ -432,11 +426,13 @@ export class Simulation {
       for (const e of batch)
         ledgers.push(engine.balances.usageEntries(book.balanceRules, book.meters, e, now));
     }
-    const applyIncrements = await engine.limiter.prepareIncrements(ws, batch, this.contextOf);
-    const inserted = new Array<number>(batch.length);
-    for (let i = 0; i < batch.length; i++) inserted[i] = i;
-    // Never in a snapshot a counter was loaded from: the sink store holds no events.
-    applyIncrements(inserted, Number.MAX_SAFE_INTEGER);
+    const contexts = this.contexts;
+    if (contexts.size >= simulationBounds.customersMax * 10) contexts.clear();
+    for (const e of batch)
+      if (!contexts.has(e.customer)) contexts.set(e.customer, await engine.customerContext(ws, e.customer));
+    // What prepareIncrements' function does after a commit, for every event of the batch; never in
+    // a snapshot a counter was loaded from (the sink store holds no events).
+    this.replayLimiter!.applyIncrements(ws, book, batch, contexts, null, Number.MAX_SAFE_INTEGER);
     if (ledgers !== null) {
       for (let i = 0; i < batch.length; i++) {
         const ledger = ledgers[i];
@@ -503,10 +499,11 @@ function usageOf(ledger: LedgerEntry[] | undefined) {
 function checkedValues(event: UsageEvent): Record<string, number> {
   const values = event.values;
   if (values.cost === undefined) return values;
-  const { cost, ...rest } = values;
+  const rest = copyFields(values, "cost");
   if (event.priceRow !== undefined) return rest;
   // The producer's cost as a check (and recordEvents) takes it: a decimal USD string, read back exactly.
-  return { ...rest, cost: formatPicoUsd(cost) as unknown as number };
+  rest.cost = formatPicoUsd(values.cost) as unknown as number;
+  return rest;
 }
 
 /** pageEvents' pages from one snapshot (the first page's), for a store without streamEvents. */

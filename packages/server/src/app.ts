@@ -117,8 +117,7 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
   // Callback hooks (not async ones): each async hook costs every request a promise and a microtask.
   app.addHook("onResponse", (request, reply, done) => {
     const route = request.routeOptions.url ?? "unmatched";
-    metrics.httpRequests.inc({ method: request.method, route, status: reply.statusCode });
-    metrics.httpDuration.observe({ route }, reply.elapsedTime / 1000);
+    metrics.http.record(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
   // A request in flight when close() begins still gets its answer, and then its connection closes:

@@ -25,11 +25,13 @@ declare module "fastify" {
 
 const CACHE_MAX = 10_000;
 
-/** A cached key lookup: the record (null: no such key), until when, and its digest as bytes. */
+/**
+ * A cached key lookup, under the presented key's SHA-256: the record when that digest matched the
+ * stored one (compared in constant time once, when the lookup was cached), else null; until when.
+ */
 interface CachedKey {
   key: ApiKeyRecord | null;
   until: number;
-  digest: Buffer | null;
 }
 const CACHE_TTL_MS = 30_000;
 
@@ -85,7 +87,7 @@ export class Authenticator {
     if (internal) return internal;
     const entry = this.cache.get(hash);
     if (!entry || entry.until < now) return undefined;
-    return this.verified(entry, hash);
+    return recordOf(entry);
   }
 
   private async load(authorization: string, hash: string): Promise<ApiKeyRecord> {
@@ -93,32 +95,30 @@ export class Authenticator {
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization)![1]!;
     const key = (await this.engine.authenticate(bearer)) ?? null;
     if (this.cache.size >= CACHE_MAX) this.cache.clear();
+    // The entry is found again only under this same digest: its comparison's outcome is cached with it.
     const entry: CachedKey = {
-      key,
+      key: key && sameDigest(key.hash, hash) ? key : null,
       until: now + CACHE_TTL_MS,
-      digest: key ? Buffer.from(key.hash, "hex") : null,
     };
     this.cache.set(hash, entry);
-    return this.verified(entry, hash);
-  }
-
-  private verified(entry: CachedKey, hash: string): ApiKeyRecord {
-    // The stored digest was decoded once, when the lookup was cached.
-    const digest = Buffer.from(hash, "hex");
-    if (
-      !entry.key ||
-      !entry.digest ||
-      entry.digest.length !== digest.length ||
-      !timingSafeEqual(entry.digest, digest)
-    ) {
-      throw new TollgateError("UNAUTHORIZED", "invalid API key");
-    }
-    return entry.key;
+    return recordOf(entry);
   }
 
   invalidate(): void {
     this.cache.clear();
   }
+}
+
+function recordOf(entry: CachedKey): ApiKeyRecord {
+  if (entry.key === null) throw new TollgateError("UNAUTHORIZED", "invalid API key");
+  return entry.key;
+}
+
+/** Two hex SHA-256 digests compared in constant time. */
+function sameDigest(stored: string, presented: string): boolean {
+  const a = Buffer.from(stored, "hex");
+  const b = Buffer.from(presented, "hex");
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 export function installAuth(

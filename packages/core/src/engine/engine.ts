@@ -783,12 +783,8 @@ export class Engine {
   // ---- check / reserve / commit -----------------------------------------------------------------
 
   check(workspaceId: string, input: CheckInput): Promise<CheckResult> {
-    // When everything the check needs is in memory, it is decided synchronously and no await is
-    // taken on the way (an await costs more than the rest of a check); otherwise checkWith waits
-    // for what is missing and starts over with it. (No named closure per check either: under tsx,
-    // whose keepNames wraps every named closure in a defineProperty call, one is expensive.)
     try {
-      const result = this.checkWith(workspaceId, input, {});
+      const result = this.checkNow(workspaceId, input);
       return result instanceof Promise ? result : Promise.resolve(result);
     } catch (error) {
       return Promise.reject(error);
@@ -796,9 +792,13 @@ export class Engine {
   }
 
   /**
-   * `check` without the promise when everything the check needs is in memory: the decision itself,
-   * or a promise when something had to be loaded; throws what `check` rejects with. For callers that
-   * run checks back to back (a simulation's replay), where a promise and an await per check add up.
+   * `check`, answered without a promise when everything the check needs is in memory: it is then
+   * decided synchronously and no await is taken on the way (an await costs more than the rest of a
+   * check); otherwise checkWith waits for what is missing and starts over with it, and this answers
+   * that promise. An invalid check may throw here instead of rejecting. For callers where a promise
+   * and an await per check add up: the HTTP route, a simulation's replay. (No named closure per
+   * check either: under tsx, whose keepNames wraps every named closure in a defineProperty call, one
+   * is expensive.)
    */
   checkNow(workspaceId: string, input: CheckInput): CheckResult | Promise<CheckResult> {
     return this.checkWith(workspaceId, input, {});

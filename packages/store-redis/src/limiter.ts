@@ -216,9 +216,9 @@ export class RedisLimiter implements LimiterPort {
   /**
    * The checks sent within one tick leave in one write: the socket is corked until the next tick.
    * Each check is still one script call (one round trip), but under concurrency this process and
-   * Redis make one system call for many of them. (ioredis' enableAutoPipelining does the same with
-   * a Pipeline per batch, which costs more than it saves here.) A single Redis only: a cluster
-   * client writes to several sockets.
+   * Redis make one system call for many of them. (ioredis' enableAutoPipelining batches too, but
+   * builds a Pipeline per batch: measured here, its garbage collection ate what the fewer writes
+   * saved in this process.) A single Redis only: a cluster client writes to several sockets.
    */
   private cork(): void {
     if (this.corked !== null || !(this.redis instanceof Redis)) return;

@@ -372,17 +372,6 @@ export class RedisLimiter implements LimiterPort {
     };
   }
 
-  private subjectKeyOf(
-    workspaceId: string,
-    kind: "rate" | "cc",
-    limit: RateLimit | ConcurrencyLimit,
-    customerId: string,
-    dimensions: Record<string, string>,
-    config?: RateLimitConfig,
-  ): string | null {
-    return this.subjectOf(workspaceId, kind, limit, customerId, dimensions, config)?.key ?? null;
-  }
-
   /** Memoized per limit object (the book's, replaced when definitions change) and subject. */
   private subjectOf(
     workspaceId: string,
@@ -1094,7 +1083,7 @@ export class RedisLimiter implements LimiterPort {
   }
 
   async concurrencyInUse(workspaceId: string, limit: ConcurrencyLimit, customerId: string): Promise<number> {
-    const key = this.subjectKeyOf(workspaceId, "cc", limit, customerId, {});
+    const key = this.subjectOf(workspaceId, "cc", limit, customerId, {})?.key ?? null;
     if (key === null) return 0;
     return this.call(() => this.redis.zcount(key, `(${this.clock.now()}`, "+inf"));
   }
@@ -1105,7 +1094,7 @@ export class RedisLimiter implements LimiterPort {
     customerId: string,
   ): Promise<RateLimitDecision | null> {
     const config = rateConfig(limit);
-    const key = this.subjectKeyOf(workspaceId, "rate", limit, customerId, {}, config);
+    const key = this.subjectOf(workspaceId, "rate", limit, customerId, {}, config)?.key ?? null;
     if (key === null) return null;
     const stored = (await this.call(() => this.redis.get(key))) ?? "";
     return evaluateRate(config, parseState(stored), { cost: 0 }, this.clock.now()).decision;

@@ -5,112 +5,166 @@
 // with 14 significant digits): counters are compared and returned as the strings Redis stores.
 
 /**
- * check(KEYS: markers…, then every key the spec names; ARGV: now, apply, spec JSON)
+ * check — one atomic step for every limit of a check. The decisions are core's, made by the caller
+ * from the values it expects; the script checks that every expected value is the stored one
+ * (compare-and-set) and only then applies the writes. Positional arguments and as few of them as it
+ * takes (each costs Redis a Lua string), no JSON to decode: the common check is one MGET (version,
+ * markers, rate states), one HMGET and one HGET per quota, and the writes.
  *
- * One atomic step for every limit of a check. The decisions are core's, made by the caller from the
- * values it expects; the script checks that every expected value is the stored one (compare-and-set)
- * and only then applies the writes. Replies:
+ *   KEYS: definitions version, the markers of the subjects involved (nm; the customer's first: its
+ *         expiry index and reservations' x keys are named after it), per rate limit its state (nr), per
+ *         quota its counter and its holds (nq), per concurrency limit its leases (nc), and when it
+ *         reserves, per hold to add its hash (nh)
+ *   ARGV: now, expected version, the counts nm, nr, nq, nc (one string, 3 digits each), then per rate limit: expected state, new state
+ *         (the expected one unless admitted), ttl ms; per quota: field, expected used, expected held,
+ *         "bucket ms:window ms" ("" for calendar periods); per concurrency limit: expected count,
+ *         expected first expiry; and when it reserves: reservation id, its body (JSON), its ttl ms, its
+ *         expiry, nh, per concurrency limit the lease's expiry, per hold its field and amount
+ *
+ * Replies:
  *   {"DEFS", version}      the limit definitions changed since the caller's book was loaded
- *   {"REBUILD", json}      these markers (positions in spec.m) are missing (a new subject, or Redis
+ *   {"REBUILD", i…}        these markers (1-based, in KEYS order) are missing (a new subject, or Redis
  *                          was flushed or replaced): rebuild those subjects first
- *   {"LOAD", json}         these quota counters are not loaded: load them from the durable store
- *   {"STALE", json}        the actual values; decide again with them
- *   {"OK", json}           applied (if apply = 1); json lists reservations that expired here
+ *   {"LOAD", i…}           these quota counters are not loaded: load them from the durable store
+ *   {"STALE", v…}          the actual values (per rate limit its state, per quota used and held, per
+ *                          concurrency limit count and first expiry): decide again with them
+ *   {"OK", id…}            applied; the ids of reservations that expired here
+ *
+ * The customer's marker holds the earliest expiry in its expiry index ("" when it is empty; it may be
+ * earlier than the real one, never later), so the index is only read when a reservation may be due.
+ * (tonumber costs about half a Redis call's instructions: the common check converts no number.)
+ * A loaded counter always has its "_asof" field, so reading it with the group's field tells a missing
+ * counter apart in the same call.
  */
 export const CHECK_LUA = `
-local now = tonumber(ARGV[1])
-local spec = cjson.decode(ARGV[3])
-local version = redis.call('GET', KEYS[spec.v[1]]) or '0'
-if version ~= spec.v[2] then return {'DEFS', version} end
-local unmarked = {}
-for i, m in ipairs(spec.m) do
-  if redis.call('EXISTS', KEYS[m]) == 0 then unmarked[#unmarked + 1] = i end
+local now = ARGV[1]
+local b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12 = string.byte(ARGV[3], 1, 12)
+local nm = b1 * 100 + b2 * 10 + b3 - 5328
+local nr = b4 * 100 + b5 * 10 + b6 - 5328
+local nq = b7 * 100 + b8 * 10 + b9 - 5328
+local nc = b10 * 100 + b11 * 10 + b12 - 5328
+local head = redis.call('MGET', unpack(KEYS, 1, 1 + nm + nr))
+local version = head[1] or '0'
+if version ~= ARGV[2] then return {'DEFS', version} end
+local unmarked = nil
+for i = 1, nm do
+  if not head[i + 1] then
+    unmarked = unmarked or {'REBUILD'}
+    unmarked[#unmarked + 1] = i
+  end
 end
-if #unmarked > 0 then return {'REBUILD', cjson.encode(unmarked)} end
--- Reservations of these subjects past their TTL free their holds and slots first.
-local expired = {}
-for _, e in ipairs(spec.e) do
-  local due = redis.call('ZRANGEBYSCORE', KEYS[e], '-inf', now, 'LIMIT', 0, 100)
+if unmarked then return unmarked end
+-- The customer's keys: its marker is "<prefix>:<tag>:m:".
+local base = nil
+local reply = {'OK'}
+local earliest = head[2]
+if earliest ~= '' and tonumber(earliest) <= tonumber(now) then
+  base = string.sub(KEYS[2], 1, -3)
+  -- Reservations of this customer past their TTL free their holds and slots first.
+  local ek = base .. 'e:'
+  local due = redis.call('ZRANGEBYSCORE', ek, '-inf', now, 'LIMIT', 0, 100)
   for _, id in ipairs(due) do
-    local xkey = spec.xp .. id
+    local xkey = base .. 'x:' .. id
     local body = redis.call('GET', xkey)
     if body then
       local x = cjson.decode(body)
       for _, h in ipairs(x.h) do redis.call('HINCRBY', h[1], h[2], '-' .. h[3]) end
       for _, l in ipairs(x.l) do redis.call('ZREM', l, id) end
       redis.call('DEL', xkey)
-      expired[#expired + 1] = id
+      reply[#reply + 1] = id
     end
-    redis.call('ZREM', KEYS[e], id)
+    redis.call('ZREM', ek, id)
   end
+  earliest = redis.call('ZRANGE', ek, 0, 0, 'WITHSCORES')[2] or ''
+  redis.call('SET', KEYS[2], earliest)
 end
-local missing = {}
-for i, q in ipairs(spec.q) do
-  if redis.call('EXISTS', KEYS[q[1]]) == 0 then missing[#missing + 1] = i end
-end
-if #missing > 0 then return {'LOAD', cjson.encode(missing)} end
-local actual = {q = {}, c = {}, r = {}}
+local actual = {'STALE'}
 local stale = false
-for i, q in ipairs(spec.q) do
+for i = 1, nr do
+  local st = head[1 + nm + i] or ''
+  actual[i + 1] = st
+  if st ~= ARGV[3 * i + 1] then stale = true end
+end
+local kq, aq = 1 + nm + nr, 3 + 3 * nr
+local missing = nil
+for i = 1, nq do
+  local counter = KEYS[kq + 2 * i - 1]
+  local a = aq + 4 * (i - 1)
+  local field = ARGV[a + 1]
   local used
-  if q[6] then
+  if ARGV[a + 4] ~= '' then
     -- Rolling: the buckets (fields group .. "\\3" .. start) that overlap (now - window, now].
-    local all = redis.call('HGETALL', KEYS[q[1]])
-    local prefix = q[3] .. '\\3'
-    local live = {}
-    for j = 1, #all, 2 do
-      local f = all[j]
-      if string.sub(f, 1, #prefix) == prefix then
-        local b = string.sub(f, #prefix + 1)
-        if tonumber(b) + q[6] > now - q[7] then live[#live + 1] = {tonumber(b), b, all[j + 1]}
-        else redis.call('HDEL', KEYS[q[1]], f) end
+    local all = redis.call('HGETALL', counter)
+    if #all == 0 then
+      missing = missing or {'LOAD'}
+      missing[#missing + 1] = i
+    else
+      local bucketMs, windowMs = string.match(ARGV[a + 4], '^(%d+):(%d+)$')
+      local t = tonumber(now)
+      bucketMs, windowMs = tonumber(bucketMs), tonumber(windowMs)
+      local prefix = field .. '\\3'
+      local live = {}
+      for j = 1, #all, 2 do
+        local f = all[j]
+        if string.sub(f, 1, #prefix) == prefix then
+          local b = string.sub(f, #prefix + 1)
+          if tonumber(b) + bucketMs > t - windowMs then live[#live + 1] = {tonumber(b), b, all[j + 1]}
+          else redis.call('HDEL', counter, f) end
+        end
       end
+      table.sort(live, function(x, y) return x[1] < y[1] end)
+      local parts = {}
+      for j, l in ipairs(live) do parts[j] = l[2] .. ':' .. l[3] end
+      -- The live buckets ("start:amount;…", oldest first): the caller sums them and finds when
+      -- enough of them age out.
+      used = table.concat(parts, ';')
     end
-    table.sort(live, function(x, y) return x[1] < y[1] end)
-    local parts = {}
-    for j, l in ipairs(live) do parts[j] = l[2] .. ':' .. l[3] end
-    -- The live buckets ("start:amount;…", oldest first): the caller sums them and finds when
-    -- enough of them age out.
-    used = table.concat(parts, ';')
   else
-    used = redis.call('HGET', KEYS[q[1]], q[3]) or '0'
-  end
-  local held = redis.call('HGET', KEYS[q[2]], q[3]) or '0'
-  actual.q[i] = {used, held}
-  if used ~= q[4] or held ~= q[5] then stale = true end
-end
-for i, c in ipairs(spec.c) do
-  redis.call('ZREMRANGEBYSCORE', KEYS[c[1]], '-inf', now)
-  local n = redis.call('ZCARD', KEYS[c[1]])
-  local first = redis.call('ZRANGE', KEYS[c[1]], 0, 0, 'WITHSCORES')
-  actual.c[i] = {tostring(n), first[2] or ''}
-  if tostring(n) ~= c[2] or (first[2] or '') ~= c[3] then stale = true end
-end
-for i, r in ipairs(spec.r) do
-  local st = redis.call('GET', KEYS[r[1]]) or ''
-  actual.r[i] = st
-  if st ~= r[2] then stale = true end
-end
-if stale then return {'STALE', cjson.encode(actual)} end
-if ARGV[2] == '1' then
-  for _, r in ipairs(spec.r) do
-    if r[3] ~= r[2] then redis.call('SET', KEYS[r[1]], r[3], 'PX', r[4]) end
-  end
-  if spec.x then
-    local x = {h = {}, l = {}}
-    for _, h in ipairs(spec.h) do
-      redis.call('HINCRBY', KEYS[h[1]], h[2], h[3])
-      x.h[#x.h + 1] = {KEYS[h[1]], h[2], h[3]}
+    local v = redis.call('HMGET', counter, '_asof', field)
+    if not v[1] then
+      missing = missing or {'LOAD'}
+      missing[#missing + 1] = i
+    else
+      used = v[2] or '0'
     end
-    for _, l in ipairs(spec.l) do
-      redis.call('ZADD', KEYS[l[1]], l[3], spec.x.id)
-      x.l[#x.l + 1] = KEYS[l[1]]
-    end
-    redis.call('SET', KEYS[spec.x.key], cjson.encode(x), 'PX', spec.x.ttl)
-    redis.call('ZADD', KEYS[spec.x.exp], spec.x.at, spec.x.id)
+  end
+  if not missing then
+    local held = redis.call('HGET', KEYS[kq + 2 * i], field) or '0'
+    actual[#actual + 1] = used
+    actual[#actual + 1] = held
+    if used ~= ARGV[a + 2] or held ~= ARGV[a + 3] then stale = true end
   end
 end
-return {'OK', cjson.encode(expired)}
+if missing then return missing end
+local kc, ac = kq + 2 * nq, aq + 4 * nq
+for i = 1, nc do
+  local key = KEYS[kc + i]
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  local n = tostring(redis.call('ZCARD', key))
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2] or ''
+  actual[#actual + 1] = n
+  actual[#actual + 1] = first
+  if n ~= ARGV[ac + 2 * i - 1] or first ~= ARGV[ac + 2 * i] then stale = true end
+end
+if stale then return actual end
+for i = 1, nr do
+  local a = 3 * i + 1
+  if ARGV[a + 1] ~= ARGV[a] then redis.call('SET', KEYS[1 + nm + i], ARGV[a + 1], 'PX', ARGV[a + 2]) end
+end
+local ax = ac + 2 * nc
+if #ARGV > ax then
+  local id = ARGV[ax + 1]
+  base = base or string.sub(KEYS[2], 1, -3)
+  local nh = tonumber(ARGV[ax + 5])
+  local al, ah = ax + 5, ax + 5 + nc
+  for i = 1, nh do redis.call('HINCRBY', KEYS[kc + nc + i], ARGV[ah + 2 * i - 1], ARGV[ah + 2 * i]) end
+  for i = 1, nc do redis.call('ZADD', KEYS[kc + i], ARGV[al + i], id) end
+  redis.call('SET', base .. 'x:' .. id, ARGV[ax + 2], 'PX', ARGV[ax + 3])
+  redis.call('ZADD', base .. 'e:', ARGV[ax + 4], id)
+  local at = ARGV[ax + 4]
+  if earliest == '' or tonumber(at) < tonumber(earliest) then redis.call('SET', KEYS[2], at) end
+end
+return reply
 `;
 
 /**

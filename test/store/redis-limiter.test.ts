@@ -1,0 +1,99 @@
+// RedisLimiter's check script on its own: two Engines (two "processes") on one PostgreSQL schema and
+// one Redis, no sweeper, a clock the test moves. Needs PostgreSQL and Redis (TOLLGATE_TEST_REDIS_URL).
+import { Engine } from "@tollgate/core";
+import { keyMinter } from "@tollgate/server";
+import { PostgresStore } from "@tollgate/store-postgres";
+import { RedisLimiter } from "@tollgate/store-redis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isValidTimeZone } from "../../packages/cli/src/timezone.js";
+import { dropSchema, freshSchema, PG_URL } from "./pg.js";
+
+const REDIS_URL = process.env.TOLLGATE_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+const WS = "default";
+const T0 = Date.parse("2026-03-10T12:00:00Z");
+
+describe("RedisLimiter check script", () => {
+  const schema = freshSchema("tg_redis");
+  let now = T0;
+  const clock = { now: () => now };
+  const stores: PostgresStore[] = [];
+  const limiters: RedisLimiter[] = [];
+  const engines: Engine[] = [];
+
+  beforeAll(async () => {
+    for (let i = 0; i < 2; i++) {
+      const store = await PostgresStore.open({ url: PG_URL, schema });
+      stores.push(store);
+      const engine = new Engine({
+        store,
+        clock,
+        keys: keyMinter,
+        isValidTimeZone,
+        limiter: (ctx) => {
+          const limiter = new RedisLimiter(ctx, { url: REDIS_URL, prefix: schema });
+          limiters.push(limiter);
+          return limiter;
+        },
+      });
+      if (i === 0) await engine.bootstrap(WS);
+      await engine.start();
+      engines.push(engine);
+    }
+    await engines[0]!.putMeter(WS, "tokens", { event_type: "llm", aggregation: "sum", value: "tokens" });
+    await engines[0]!.putCustomer(WS, "acme", {});
+    await engines[0]!.putLimit(WS, "concurrency_limit", "par", {
+      customer: "acme",
+      scope: "customer",
+      max: 2,
+      lease_ttl_seconds: 3600,
+    });
+    await engines[0]!.putLimit(WS, "limit", "cap", {
+      customer: "acme",
+      meter: "tokens",
+      amount: 1000,
+      period: "month",
+    });
+  });
+
+  afterAll(async () => {
+    const redis = limiters[0]?.redis;
+    if (redis && "scanStream" in redis)
+      for await (const keys of redis.scanStream({ match: `${schema}:*`, count: 500 }) as AsyncIterable<
+        string[]
+      >)
+        if (keys.length) await redis.del(...keys);
+    for (const l of limiters) await l.close();
+    for (const s of stores) await s.close();
+    await dropSchema(schema);
+  });
+
+  const check = (engine: Engine, tokens: number, ttlSeconds: number) =>
+    engine.check(WS, {
+      event: { type: "llm", customer: "acme", values: { tokens } },
+      reserve: { ttl_seconds: ttlSeconds },
+    });
+
+  it("a later reservation that expires first is freed by the next check of its customer, in any process", async () => {
+    // Process 1 reserves a (120 s), then b (60 s): b's expiry is now the customer's earliest.
+    const a = await check(engines[0]!, 100, 120);
+    const b = await check(engines[0]!, 200, 60);
+    expect(a.allowed && b.allowed).toBe(true);
+    // Process 2 never saw them (nothing to sweep): only the script frees what expired.
+    now = T0 + 59_000;
+    const full = await check(engines[1]!, 1, 60);
+    expect(full.code).toBe("CONCURRENCY_LIMIT_EXCEEDED");
+    expect(full.limits.find((l) => l.id === "cap")).toMatchObject({ reserved: 300 });
+
+    now = T0 + 61_000;
+    const afterB = await check(engines[1]!, 1, 600);
+    expect(afterB.allowed).toBe(true);
+    expect(afterB.limits.find((l) => l.id === "cap")).toMatchObject({ reserved: 100 });
+    // a, and the reservation just made (600 s), hold both slots again.
+    now = T0 + 119_000;
+    expect((await check(engines[1]!, 1, 60)).code).toBe("CONCURRENCY_LIMIT_EXCEEDED");
+    now = T0 + 121_000;
+    const afterA = await check(engines[1]!, 1, 60);
+    expect(afterA.allowed).toBe(true);
+    expect(afterA.limits.find((l) => l.id === "cap")).toMatchObject({ reserved: 1 });
+  });
+});

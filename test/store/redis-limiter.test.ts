@@ -55,13 +55,18 @@ describe("RedisLimiter check script", () => {
     });
   });
 
-  afterAll(async () => {
+  /** Deletes this test's keys from Redis: what a flush or a replaced Redis leaves. */
+  async function flushRedis(): Promise<void> {
     const redis = limiters[0]?.redis;
     if (redis && "scanStream" in redis)
       for await (const keys of redis.scanStream({ match: `${schema}:*`, count: 500 }) as AsyncIterable<
         string[]
       >)
         if (keys.length) await redis.del(...keys);
+  }
+
+  afterAll(async () => {
+    await flushRedis();
     for (const l of limiters) await l.close();
     for (const s of stores) await s.close();
     await dropSchema(schema);
@@ -95,5 +100,38 @@ describe("RedisLimiter check script", () => {
     const afterA = await check(engines[1]!, 1, 60);
     expect(afterA.allowed).toBe(true);
     expect(afterA.limits.find((l) => l.id === "cap")).toMatchObject({ reserved: 1 });
+  });
+
+  it("after Redis is emptied, a workspace-wide cap sees every customer's holds before it admits anything", async () => {
+    await engines[0]!.putMeter(WS, "steps", { event_type: "run", aggregation: "sum", value: "steps" });
+    await engines[0]!.putLimit(WS, "limit", "ws-steps", {
+      scope: "workspace",
+      meter: "steps",
+      amount: 1000,
+      period: "month",
+    });
+    for (const c of ["b1", "b2"]) await engines[0]!.putCustomer(WS, c, {});
+    const run = (engine: Engine, customer: string, steps: number, reserve: boolean) =>
+      engine.check(WS, {
+        event: { type: "run", customer, values: { steps } },
+        ...(reserve ? { reserve: { ttl_seconds: 600 } } : {}),
+      });
+    const held = await run(engines[0]!, "b1", 800, true);
+    expect(held.allowed).toBe(true);
+
+    await flushRedis();
+    // b2's first check after the flush: b1 has not checked since, but its 800 are held all the same.
+    const over = await run(engines[1]!, "b2", 300, false);
+    expect(over.allowed).toBe(false);
+    expect(over.limits.find((l) => l.id === "ws-steps")).toMatchObject({ reserved: 800, remaining: 200 });
+    expect((await run(engines[1]!, "b2", 200, false)).allowed).toBe(true);
+    // b1's own subject was rebuilt with it (once): its next check does not put the hold back twice,
+    // and releasing the reservation frees it exactly once.
+    const again = await run(engines[0]!, "b1", 1, false);
+    expect(again.limits.find((l) => l.id === "ws-steps")).toMatchObject({ reserved: 800 });
+    await engines[0]!.release(WS, held.reservation!.id);
+    const free = await run(engines[1]!, "b2", 1000, false);
+    expect(free.allowed).toBe(true);
+    expect(free.limits.find((l) => l.id === "ws-steps")).toMatchObject({ reserved: 0 });
   });
 });

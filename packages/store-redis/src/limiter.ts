@@ -849,9 +849,24 @@ export class RedisLimiter implements LimiterPort {
   }
 
   /** Puts back the holds and slots of the stored active reservations of these subjects, once. */
-  private async rebuild(tags: string[]): Promise<void> {
+  private async rebuild(missing: string[]): Promise<void> {
     const active = await this.store.listActiveReservations();
     const now = this.clock.now();
+    // A workspace's own subject ("*": its workspace-wide counters and leases) is held by the
+    // reservations of every customer of it, and each customer's rebuild puts back its own holds
+    // there. So when the workspace's subject is missing (Redis flushed or replaced), every customer
+    // of it with an active reservation is rebuilt now, not at its own next check: until then, a
+    // workspace-wide hard cap would not see their holds and could admit past them. A subject already
+    // rebuilt is skipped by the script (its marker is there), so nothing is put back twice.
+    const tags = [...missing];
+    const wsTags = new Map<string, string>();
+    for (const { workspaceId, reservation: r } of active) {
+      let wsTag = wsTags.get(workspaceId);
+      if (wsTag === undefined) wsTags.set(workspaceId, (wsTag = this.tagOf(workspaceId, "*")));
+      if (r.expiresAt <= now || !missing.includes(wsTag)) continue;
+      const tag = this.tagOf(workspaceId, r.customer);
+      if (!tags.includes(tag)) tags.push(tag);
+    }
     /** Keys outside the tags that the rebuild may write (holds on workspace-wide counters, leases). */
     const touched = new Set<string>();
     for (const tag of tags) {

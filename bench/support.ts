@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -79,13 +79,25 @@ export const percentile = (sorted: number[], p: number) =>
 
 export const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 
-/** CPU time (user + system, all threads) of a process so far, in seconds; NaN where /proc is not there. */
+/**
+ * CPU time (user + system) of a process so far, all its threads or one (`thread`: a tid), in
+ * seconds; NaN where /proc is not there.
+ */
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
-export function cpuSeconds(pid: number | undefined): number {
-  const file = `/proc/${pid}/stat`;
+export function cpuSeconds(pid: number | undefined, thread?: number): number {
+  // /proc/<pid>/task/<tid>/stat: one thread's own (the main thread's tid is the pid).
+  const file = thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`;
   if (pid === undefined || !existsSync(file)) return Number.NaN;
   // Fields after the command name (which may hold spaces): state is 3rd, utime 14th, stime 15th.
   const stat = readFileSync(file, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+/** CPU seconds so far of each thread of a process, by tid (empty where /proc is not there). */
+export function threadCpuSeconds(pid: number | undefined): Map<number, number> {
+  const out = new Map<number, number>();
+  if (pid === undefined || !existsSync(`/proc/${pid}/task`)) return out;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) out.set(Number(tid), cpuSeconds(pid, Number(tid)));
+  return out;
 }

@@ -288,7 +288,10 @@ console.log(
 console.log(
   `  memory: RSS ${mb(rssBefore)} before the replay, peak ${mb(peak.rss)} during it (sampled per page); process maxrss ${mb(maxrss)}`,
 );
+// With --scan-runs 0 there is no bare scan to compare with: the ratio is left out.
 console.log(
-  `  ratio: replay / bare scan = ${(rate / scanRate).toFixed(3)} wall, ${(cpuRate / scanCpuRate).toFixed(3)} per CPU second (target: >= 200,000 events/s)`,
+  Number.isFinite(rate / scanRate)
+    ? `  ratio: replay / bare scan = ${(rate / scanRate).toFixed(3)} wall, ${(cpuRate / scanCpuRate).toFixed(3)} per CPU second (target: >= 200,000 events/s)`
+    : "  ratio: no bare scan in this run (--scan-runs 0) (target: >= 200,000 events/s)",
 );
 await store.close();

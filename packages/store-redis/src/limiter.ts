@@ -862,7 +862,10 @@ export class RedisLimiter implements LimiterPort {
     const wsTags = new Map<string, string>();
     for (const { workspaceId, reservation: r } of active) {
       let wsTag = wsTags.get(workspaceId);
-      if (wsTag === undefined) wsTags.set(workspaceId, (wsTag = this.tagOf(workspaceId, "*")));
+      if (wsTag === undefined) {
+        wsTag = this.tagOf(workspaceId, "*");
+        wsTags.set(workspaceId, wsTag);
+      }
       if (r.expiresAt <= now || !missing.includes(wsTag)) continue;
       const tag = this.tagOf(workspaceId, r.customer);
       if (!tags.includes(tag)) tags.push(tag);

@@ -8,6 +8,7 @@ import type {
   WorkflowRunTotals,
 } from "@tollgate/core";
 import type Database from "better-sqlite3";
+import { EVENT_COLUMNS, eventFilter } from "./page-query.js";
 import { HOUR_MS, prepareRollupStatements, RollupBatch, registerRollupFunctions } from "./rollups.js";
 
 /** Events read per chunk by rebuildRollups (better-sqlite3 cannot write while a cursor is open). */
@@ -169,29 +170,19 @@ export class SqliteReports {
           });
         }
       }
-      const where = ["ws = ?"];
-      const params: unknown[] = [ws];
       let from = scan.from;
       if (scan.customer !== undefined) {
-        where.push("customer = ?");
-        params.push(scan.customer);
         const h = horizons.get(scan.customer);
         if (h !== undefined && (from === undefined || from < h)) from = h;
       }
-      if (from !== undefined) {
-        where.push("ts >= ?");
-        params.push(from);
-      }
-      if (scan.to !== undefined) {
-        where.push("ts < ?");
-        params.push(scan.to);
-      }
-      if (scan.types !== undefined) {
-        where.push(`type IN (${scan.types.map(() => "?").join(",")})`);
-        params.push(...scan.types);
-      }
+      const { where, params } = eventFilter(ws, {
+        customer: scan.customer,
+        from,
+        to: scan.to,
+        types: scan.types,
+      });
       const events = this.prepared(
-        `SELECT seq, id, type, customer, ts, vals, dims FROM events WHERE ${where.join(" AND ")} ORDER BY ts, seq`,
+        `SELECT ${EVENT_COLUMNS} FROM events WHERE ${where.join(" AND ")} ORDER BY ts, seq`,
       );
       for (const row of events.iterate(...params) as IterableIterator<EventRow>) {
         // A late event from before its customer's horizon is in the rollups already.

@@ -30,7 +30,7 @@ import Database from "better-sqlite3";
 import { SqliteAlerts } from "./alerts.js";
 import { migrate } from "./migrate.js";
 import { createPageDecoder, type EncodedPage } from "./page-codec.js";
-import { pageQuery } from "./page-query.js";
+import { EVENT_COLUMNS, eventFilter, pageQuery } from "./page-query.js";
 import { SqliteReports } from "./reports.js";
 import { createWriter, type WriterResult, type WriterWrite } from "./writer-core.js";
 
@@ -445,25 +445,8 @@ export class SqliteStore implements Store {
   ): Promise<{ asOfSeq: number }> {
     const ws = this.wsSeq.get(workspaceId);
     if (ws === undefined) return { asOfSeq: 0 };
-    const where = ["ws = ?"];
-    const params: unknown[] = [ws];
-    if (scan.customer !== undefined) {
-      where.push("customer = ?");
-      params.push(scan.customer);
-    }
-    if (scan.from !== undefined) {
-      where.push("ts >= ?");
-      params.push(scan.from);
-    }
-    if (scan.to !== undefined) {
-      where.push("ts < ?");
-      params.push(scan.to);
-    }
-    if (scan.types !== undefined) {
-      where.push(`type IN (${scan.types.map(() => "?").join(",")})`);
-      params.push(...scan.types);
-    }
-    const sql = `SELECT seq, id, type, customer, ts, vals, dims, price_row FROM events WHERE ${where.join(" AND ")} ORDER BY ts, seq`;
+    const { where, params } = eventFilter(ws, scan);
+    const sql = `SELECT ${EVENT_COLUMNS} FROM events WHERE ${where.join(" AND ")} ORDER BY ts, seq`;
     const stmt = this.db.prepare(sql);
     // One read transaction: the rows and asOfSeq come from the same snapshot.
     return this.db.transaction(() => {

@@ -10,17 +10,17 @@ import { join } from "node:path";
 import {
   canonicalFlat,
   type EventToStore,
-  isValidTimeZone,
   type ProposedConfig,
   Simulation,
   type SimulationResult,
   type Store,
 } from "@tollgate/core";
-import { keyMinter, priceCatalogue } from "@tollgate/server";
+import { priceCatalogue } from "@tollgate/server";
 import { MemoryStore } from "@tollgate/store-memory";
 import { SqliteStore } from "@tollgate/store-sqlite";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
+import { simulationDeps } from "../support/simulation.js";
 
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 10, 2, 0, 0, 0);
@@ -173,18 +173,11 @@ async function fill(source: Store, rows: Row[], credits: number | null): Promise
 }
 
 async function simulate(source: Store, k: Knobs, recording: "direct" | "store"): Promise<SimulationResult> {
-  const sim = await Simulation.prepare(
-    {
-      source,
-      workspaceId: "default",
-      createStore: (hooks) => new MemoryStore({ retainEvents: false, retainAlerts: false, ...hooks }),
-      keys: keyMinter,
-      isValidTimeZone,
-      prices: catalogue,
-      recording,
-    },
-    { from: new Date(FROM).toISOString(), to: new Date(TO).toISOString(), config: proposal(k) },
-  );
+  const sim = await Simulation.prepare(simulationDeps(source, { prices: catalogue, recording }), {
+    from: new Date(FROM).toISOString(),
+    to: new Date(TO).toISOString(),
+    config: proposal(k),
+  });
   return sim.run();
 }
 
@@ -246,17 +239,11 @@ describe("the direct recording path", () => {
       balance_rules: [{ id: "per_token", meter: "tokens", credits_per_unit: 3, unit: 4 }],
     };
     const run = async (recording: "direct" | "store") => {
-      const sim = await Simulation.prepare(
-        {
-          source,
-          workspaceId: "default",
-          createStore: (hooks) => new MemoryStore({ retainEvents: false, retainAlerts: false, ...hooks }),
-          keys: keyMinter,
-          isValidTimeZone,
-          recording,
-        },
-        { from: new Date(FROM).toISOString(), to: new Date(TO).toISOString(), config },
-      );
+      const sim = await Simulation.prepare(simulationDeps(source, { recording }), {
+        from: new Date(FROM).toISOString(),
+        to: new Date(TO).toISOString(),
+        config,
+      });
       return findings(await sim.run());
     };
     const direct = await run("direct");

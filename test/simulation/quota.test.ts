@@ -1,17 +1,11 @@
 // The replay's quota decisions against an independent reference, for any interleaving of customers:
 // hard hourly quotas per customer (a plan's) and, optionally, one daily quota over the whole workspace.
 // Admitted events are recorded in batches; this checks that a check always sees every earlier event.
-import {
-  canonicalFlat,
-  type EventToStore,
-  isValidTimeZone,
-  Simulation,
-  type SimulationResult,
-} from "@tollgate/core";
-import { keyMinter } from "@tollgate/server";
+import { canonicalFlat, type EventToStore, Simulation, type SimulationResult } from "@tollgate/core";
 import { MemoryStore } from "@tollgate/store-memory";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { simulationDeps } from "../support/simulation.js";
 
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 10, 2, 0, 0, 0);
@@ -35,29 +29,18 @@ async function simulate(rows: Row[], hourly: number, daily: number | null): Prom
     };
   });
   await source.appendEvents("default", events);
-  const sim = await Simulation.prepare(
-    {
-      source,
-      workspaceId: "default",
-      createStore: (hooks) => new MemoryStore({ retainEvents: false, retainAlerts: false, ...hooks }),
-      keys: keyMinter,
-      isValidTimeZone,
-    },
-    {
-      from: new Date(T0).toISOString(),
-      to: new Date(T0 + 3 * 24 * HOUR).toISOString(),
-      config: {
-        meters: { tokens: { event_type: "llm", aggregation: "sum", value: "tokens" } },
-        plans: {
-          p: { name: "P", limits: [{ id: "hourly", meter: "tokens", amount: hourly, period: "hour" }] },
-        },
-        customers: { a: { plan: "p" }, b: { plan: "p" }, c: { plan: "p" } },
-        ...(daily !== null
-          ? { limits: [{ id: "daily", meter: "tokens", amount: daily, period: "day" }] }
-          : {}),
+  const sim = await Simulation.prepare(simulationDeps(source), {
+    from: new Date(T0).toISOString(),
+    to: new Date(T0 + 3 * 24 * HOUR).toISOString(),
+    config: {
+      meters: { tokens: { event_type: "llm", aggregation: "sum", value: "tokens" } },
+      plans: {
+        p: { name: "P", limits: [{ id: "hourly", meter: "tokens", amount: hourly, period: "hour" }] },
       },
+      customers: { a: { plan: "p" }, b: { plan: "p" }, c: { plan: "p" } },
+      ...(daily !== null ? { limits: [{ id: "daily", meter: "tokens", amount: daily, period: "day" }] } : {}),
     },
-  );
+  });
   return sim.run();
 }
 

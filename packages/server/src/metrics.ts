@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, type Histogram, Registry } from "prom-client";
 
+const DURATION_NAME = "tollgate_http_request_duration_seconds";
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5];
 
 /** One (method, route, status) of `tollgate_http_requests_total`: requests not yet handed to prom-client. */
@@ -26,7 +27,7 @@ interface RouteTally {
  * `tollgate_http_requests_total` stays a prom-client Counter that receives the pending counts when it
  * is collected (at each scrape); `tollgate_http_request_duration_seconds` answers prom-client's metric
  * interface itself (as prom-client's own cluster aggregation does), with the values a prom-client
- * Histogram with the same buckets would give (test/api/http-metrics.test.ts compares the two).
+ * Histogram with the same buckets would give (packages/server/test/metrics.test.ts compares the two).
  */
 export class HttpMetrics {
   private readonly routes = new Map<string, RouteTally>();
@@ -49,7 +50,7 @@ export class HttpMetrics {
         }
       },
     });
-    const name = "tollgate_http_request_duration_seconds";
+    const name = DURATION_NAME;
     const help = "Time to answer an HTTP request";
     const get = async () => ({
       name,
@@ -98,7 +99,7 @@ export class HttpMetrics {
 
   /** The histogram's samples as prom-client's Histogram.get() lists them. */
   private durationValues() {
-    const metricName = "tollgate_http_request_duration_seconds";
+    const metricName = DURATION_NAME;
     const values: {
       labels: Record<string, string | number>;
       value: number;
@@ -146,7 +147,6 @@ export function createMetrics() {
   return {
     registry,
     http,
-    httpRequests: http.requests,
     eventsAccepted: new Counter({
       name: "tollgate_events_accepted_total",
       help: "Usage events stored",

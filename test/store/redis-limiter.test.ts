@@ -134,4 +134,27 @@ describe("RedisLimiter check script", () => {
     expect(free.allowed).toBe(true);
     expect(free.limits.find((l) => l.id === "ws-steps")).toMatchObject({ reserved: 0 });
   });
+
+  it("a customer id with braces and colons (ids allow them) is rebuilt under its own tag", async () => {
+    // Its keys are `prefix:{default|odd}:id{x:}:…`: the tag must be read back from the marker exactly.
+    const odd = "odd}:id{x:";
+    await engines[0]!.putCustomer(WS, odd, {});
+    await engines[0]!.putLimit(WS, "limit", "odd-cap", {
+      customer: odd,
+      meter: "tokens",
+      amount: 50,
+      period: "month",
+    });
+    const first = await engines[1]!.check(WS, {
+      event: { type: "llm", customer: odd, values: { tokens: 30 } },
+      reserve: { ttl_seconds: 600 },
+    });
+    expect(first.allowed).toBe(true);
+    await flushRedis();
+    const over = await engines[0]!.check(WS, {
+      event: { type: "llm", customer: odd, values: { tokens: 30 } },
+    });
+    expect(over.allowed).toBe(false);
+    expect(over.limits.find((l) => l.id === "odd-cap")).toMatchObject({ reserved: 30 });
+  });
 });

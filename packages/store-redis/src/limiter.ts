@@ -279,6 +279,10 @@ export class RedisLimiter implements LimiterPort {
   private marker(tag: string): string {
     return this.key(tag, "m", "");
   }
+  /** The tag of a key made by marker(): read back exactly (ids may hold braces and colons). */
+  private tagOfMarker(marker: string): string {
+    return marker.slice(this.prefix.length + 1, marker.length - ":m:".length);
+  }
 
   /**
    * Memoized per customer context and limit (the book's objects, replaced when definitions change)
@@ -701,7 +705,7 @@ export class RedisLimiter implements LimiterPort {
       if (status === "REBUILD") {
         // Only the subjects whose marker is missing: a rebuild makes this process forget what it
         // saw of their keys (one more round trip for each of their next checks).
-        await this.rebuild(reply.slice(1).map((i) => tagOfKey(markers[Number(i) - 1]!)));
+        await this.rebuild(reply.slice(1).map((i) => this.tagOfMarker(markers[Number(i) - 1]!)));
         continue;
       }
       if (status === "LOAD") {
@@ -858,24 +862,23 @@ export class RedisLimiter implements LimiterPort {
     // of it with an active reservation is rebuilt now, not at its own next check: until then, a
     // workspace-wide hard cap would not see their holds and could admit past them. A subject already
     // rebuilt is skipped by the script (its marker is there), so nothing is put back twice.
-    const tags = [...missing];
-    const wsTags = new Map<string, string>();
+    const wanted = new Set(missing);
+    const tags = new Set(missing);
+    /** The active reservations under each tag (grouped once: a rebuild may cover many tags). */
+    const byTag = new Map<string, ReservationRecord[]>();
     for (const { workspaceId, reservation: r } of active) {
-      let wsTag = wsTags.get(workspaceId);
-      if (wsTag === undefined) {
-        wsTag = this.tagOf(workspaceId, "*");
-        wsTags.set(workspaceId, wsTag);
-      }
-      if (r.expiresAt <= now || !missing.includes(wsTag)) continue;
+      if (r.expiresAt <= now) continue;
       const tag = this.tagOf(workspaceId, r.customer);
-      if (!tags.includes(tag)) tags.push(tag);
+      if (wanted.has(this.tagOf(workspaceId, "*"))) tags.add(tag);
+      const list = byTag.get(tag);
+      if (list === undefined) byTag.set(tag, [r]);
+      else list.push(r);
     }
     /** Keys outside the tags that the rebuild may write (holds on workspace-wide counters, leases). */
     const touched = new Set<string>();
     for (const tag of tags) {
       const body = { x: [] as unknown[], h: [] as unknown[], l: [] as unknown[], e: [] as unknown[] };
-      for (const { workspaceId, reservation: r } of active) {
-        if (this.tagOf(workspaceId, r.customer) !== tag || r.expiresAt <= now) continue;
+      for (const r of byTag.get(tag) ?? []) {
         const x = { h: [] as [string, string, string][], l: [] as string[] };
         for (const h of r.holds) {
           const [hash, field] = h.key.split("\u0002") as [string, string];
@@ -896,9 +899,13 @@ export class RedisLimiter implements LimiterPort {
     // Forget what this process last saw of the rebuilt keys only (a seen key is a Redis key, with
     // "\u0000field" for a hash field): clearing everything would send every other subject's next
     // check through a STALE round trip — each new customer's first check rebuilds its subject.
+    // A key of a rebuilt subject starts with `prefix:{tag}:`; a tag ends with "}", so the key's
+    // start is looked up at each "}:" in it (one or two), not compared with every tag.
+    const starts = new Set<string>();
+    for (const tag of tags) starts.add(`${this.prefix}:${tag}:`);
     for (const key of this.seen.keys()) {
       const base = key.includes("\u0000") ? key.slice(0, key.indexOf("\u0000")) : key;
-      if (touched.has(base) || tags.some((tag) => key.includes(tag))) this.seen.delete(key);
+      if (touched.has(base) || startsWithOneOf(key, starts)) this.seen.delete(key);
     }
   }
 
@@ -1111,7 +1118,7 @@ export class RedisLimiter implements LimiterPort {
     limit: RateLimit,
     customerId: string,
   ): Promise<RateLimitDecision | null> {
-    const config = rateConfig(limit);
+    const { config } = this.rateConfigOf(limit);
     const key = this.subjectOf(workspaceId, "rate", limit, customerId, {}, config)?.key ?? null;
     if (key === null) return null;
     const stored = (await this.call(() => this.redis.get(key))) ?? "";
@@ -1214,8 +1221,11 @@ function rollingSums(
   return sums;
 }
 
-function tagOfKey(key: string): string {
-  return key.slice(key.indexOf("{"), key.indexOf("}") + 1);
+/** Whether the key begins with one of these starts, each ending in "}:". */
+function startsWithOneOf(key: string, starts: ReadonlySet<string>): boolean {
+  for (let i = key.indexOf("}:"); i !== -1; i = key.indexOf("}:", i + 1))
+    if (starts.has(key.slice(0, i + 2))) return true;
+  return false;
 }
 
 function parseState(s: string): number[] | undefined {

@@ -32,7 +32,7 @@ import { migrate } from "./migrate.js";
 import { createPageDecoder, type EncodedPage } from "./page-codec.js";
 import { EVENT_COLUMNS, eventFilter, pageQuery } from "./page-query.js";
 import { SqliteReports } from "./reports.js";
-import { createWriter, type WriterResult, type WriterWrite } from "./writer-core.js";
+import { createWriter, FP_BYTES, type WriterResult, type WriterWrite } from "./writer-core.js";
 
 export interface SqliteStoreOptions {
   /** Path of the database file, or ":memory:". */
@@ -675,8 +675,6 @@ interface EventRow {
   price_row: string | null;
 }
 
-/** Bytes of a fingerprint's SHA-256 that the events table keeps (`fp`): 128 bits. */
-const FP_BYTES = 16;
 /**
  * SHA-256 of a fingerprint, one-shot (no Hash object per event), as a latin1 ("binary") string: one char per
  * byte, written into the digests' buffer as such. Measured 3.5x cheaper than a Buffer digest per

@@ -6,7 +6,7 @@ export type WriterWrite =
       ws: number;
       /** flat [id, type, customer, ts, vals, dims] × n */
       rows: (string | number)[];
-      /** The first 16 bytes of each event's fingerprint SHA-256, in event order. */
+      /** The first FP_BYTES bytes of each event's fingerprint SHA-256, in event order. */
       fps: Buffer;
       /** The price row of each event (null: not priced), or absent when none is. */
       priceRows?: (string | null)[];
@@ -28,6 +28,8 @@ export type WriterResult =
   | { ok: true; accepted: number; duplicates: number; inserted: number[] }
   | { ok: false; conflictIndex: number; id: string }
   | null;
+
+export const FP_BYTES: number;
 
 export function createWriter(
   db: Database.Database,

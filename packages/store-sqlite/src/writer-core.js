@@ -3,6 +3,9 @@
 // loader; the same code runs inline for ":memory:" databases.
 import { prepareRollupStatements, RollupBatch, registerRollupFunctions } from "./rollups.js";
 
+/** Bytes per event in an events write's `fps`: the first 16 of its fingerprint's SHA-256 (128 bits). */
+export const FP_BYTES = 16;
+
 /** Returns flush(writes) → { results, commitSeq } bound to the connection. */
 export function createWriter(db) {
   const evInsert = db.prepare(
@@ -25,9 +28,6 @@ export function createWriter(db) {
   const rollupStmts = prepareRollupStatements(db);
   // Rollups of the events this flush newly inserts, written in the same transaction.
   const rollups = new RollupBatch();
-
-  /** Bytes per event in a write's `fps`: the first 16 of its fingerprint's SHA-256. */
-  const FP_BYTES = 16;
 
   class Conflict extends Error {
     constructor(index, eventId) {

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  algorithmOf,
   evaluate,
   expiresAt,
   type RateLimitAlgorithm,
@@ -207,6 +208,72 @@ describe("RateLimitTable", () => {
           }
           expect(table.size).toBe(model.size);
           for (let k = 0; k <= 3; k++) expect(table.get(`k${k}`)).toEqual(model.get(`k${k}`));
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe("RateLimitTable.evaluate / commit (no allocation per request)", () => {
+  const config = fc.record({
+    algorithm: fc.constantFrom(...ALGORITHMS),
+    limit: fc.integer({ min: 1, max: 40 }),
+    windowMs: fc.integer({ min: 1, max: 5_000 }),
+    burst: fc.option(fc.integer({ min: 1, max: 60 }), { nil: undefined }),
+  });
+  const request = fc.record({
+    key: fc.integer({ min: 0, max: 3 }),
+    advance: fc.integer({ min: 0, max: 3_000 }),
+    cost: fc.integer({ min: -5, max: 45 }),
+    force: fc.boolean(),
+    commit: fc.boolean(),
+  });
+
+  it("answers what evaluate answers over the stored state, and commit stores what set would", () => {
+    fc.assert(
+      fc.property(config, fc.array(request, { minLength: 1, maxLength: 120 }), (c, requests) => {
+        const table = new RateLimitTable(c, { initialCapacity: 1 });
+        const model = new Map<string, number[]>();
+        let now = 1_700_000_000_000;
+        for (const r of requests) {
+          now += r.advance;
+          const key = `k${r.key}`;
+          const req = { cost: r.force ? r.cost : Math.abs(r.cost), force: r.force };
+          const expected = evaluate(c, model.get(key), req, now);
+          const got = table.evaluate(key, req, now);
+          expect({ state: [...got.state], decision: { ...got.decision } }).toEqual(expected);
+          if (r.commit) {
+            table.commit(key);
+            model.set(key, expected.state);
+          }
+          for (const [k, v] of model) {
+            expect(table.get(k)).toEqual(v);
+            expect(table.expiresAt(k)).toBe(expiresAt(c, v));
+          }
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("an algorithm given an out writes the same answer into it and returns it", () => {
+    fc.assert(
+      fc.property(config, fc.array(request, { minLength: 1, maxLength: 60 }), (c, requests) => {
+        let state: number[] | undefined;
+        let now = 1_000_000;
+        const out = {
+          state: new Array<number>(stateSize(c.algorithm)).fill(7),
+          decision: { allowed: true, limit: -1, remaining: -1, resetAt: -1, retryAfterMs: -1 },
+        };
+        for (const r of requests) {
+          now += r.advance;
+          const req = { cost: r.force ? r.cost : Math.abs(r.cost), force: r.force };
+          const fresh = evaluate(c, state, req, now);
+          const written = algorithmOf(c.algorithm).evaluate(c, state, req, now, out);
+          expect(written).toBe(out);
+          expect(out).toEqual(fresh);
+          if (r.commit) state = fresh.state;
         }
       }),
       { numRuns: 500 },

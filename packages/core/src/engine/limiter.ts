@@ -140,14 +140,6 @@ interface RatePlan {
   /** The subject when it is the customer or the workspace ("*"); null: per event (dimensions.key). */
   subject: string | null;
 }
-interface RateItem {
-  limit: RateLimit;
-  table: RateLimitTable;
-  prefix: string;
-  subject: string;
-  cost: number;
-  state: number[];
-}
 const NO_QUOTAS: QuotaItem[] = [];
 const NO_SLOTS: { limit: ConcurrencyLimit; key: string }[] = [];
 const NO_GROUP: Record<string, string | null> = Object.freeze({}) as Record<string, string | null>;
@@ -205,6 +197,14 @@ export class Limiter {
     RateLimit,
     { workspaceId: string; table: RateLimitTable; prefix: string }
   >();
+  /** The quotas a check decides when it decides at once (checkIn; reused by every such check). */
+  private readonly quotaItems: QuotaItem[] = [];
+  /** The rate limits a check evaluated, their subjects and costs (decide; reused by every check). */
+  private readonly pendingRates: RatePlan[] = [];
+  private readonly pendingSubjects: string[] = [];
+  private readonly pendingCosts: number[] = [];
+  /** The request a check evaluates its rate limits with (decide sets its cost). */
+  private readonly rateRequest = { cost: 0 };
   /** Per customer context: its check plan under the current book (planOf). */
   private readonly plans = new WeakMap<CustomerContext, CheckPlan>();
 
@@ -257,11 +257,14 @@ export class Limiter {
     const plan = this.planOf(book, workspaceId, customer, now);
     this.expireDue(now);
 
-    // Resolve what applies, and load the usage counters it needs, before the atomic step.
+    // Resolve what applies, and load the usage counters it needs, before the atomic step. The items
+    // are the limiter's own, reused by every check that decides at once (nothing interleaves with a
+    // synchronous step); a check that must load first takes copies of its own across the await.
     let quotas: QuotaItem[] = NO_QUOTAS;
+    let count = 0;
     let missing = false;
     if (plan.quotas.length > 0) {
-      quotas = [];
+      quotas = this.quotaItems;
       for (const qp of plan.quotas) {
         const limit = qp.limit;
         if (!this.quotaApplies(limit, qp.meter, event)) continue;
@@ -278,27 +281,42 @@ export class Limiter {
         }
         const grouped = limit.groupBy.length > 0;
         const group = grouped ? groupOf(limit, event.dimensions) : NO_GROUP;
-        quotas.push({
-          limit,
-          meter: qp.meter,
-          familyKey: memo.key,
-          family: qp.family,
-          group,
-          groupKey: grouped ? canonicalJson(group) : "{}",
-          cost: meterValue(qp.meter, event as UsageEvent),
-        });
+        const groupKey = grouped ? canonicalJson(group) : "{}";
+        const cost = meterValue(qp.meter, event as UsageEvent);
+        const item = quotas[count];
+        if (item === undefined)
+          quotas[count] = {
+            limit,
+            meter: qp.meter,
+            familyKey: memo.key,
+            family: qp.family,
+            group,
+            groupKey,
+            cost,
+          };
+        else {
+          item.limit = limit;
+          item.meter = qp.meter;
+          item.familyKey = memo.key;
+          item.family = qp.family;
+          item.group = group;
+          item.groupKey = groupKey;
+          item.cost = cost;
+        }
+        count++;
         if (qp.family === undefined) missing = true;
       }
     }
     if (missing) {
+      const own = quotas.slice(0, count).map((q) => ({ ...q }));
       return Promise.all(
-        quotas.map((q) => this.loadFamily(workspaceId, q.limit, q.meter, q.familyKey, customer, now)),
+        own.map((q) => this.loadFamily(workspaceId, q.limit, q.meter, q.familyKey, customer, now)),
       ).then(() =>
-        this.decide(plan, workspaceId, customer, event, reserve, balance, quotas, this.clock.now()),
+        this.decide(plan, workspaceId, customer, event, reserve, balance, own, own.length, this.clock.now()),
       );
     }
     // Nothing was awaited: the decision is taken at the instant the check began.
-    return this.decide(plan, workspaceId, customer, event, reserve, balance, quotas, now);
+    return this.decide(plan, workspaceId, customer, event, reserve, balance, quotas, count, now);
   }
 
   /**
@@ -345,6 +363,8 @@ export class Limiter {
     reserve: { ttlMs: number } | null,
     balance: BalanceGate | null,
     quotas: QuotaItem[],
+    /** quotas[0, quotaCount) are this check's. */
+    quotaCount: number,
     t: number,
   ): CheckResult | Promise<CheckResult> {
     const outcomes: LimitOutcome[] = [];
@@ -352,16 +372,22 @@ export class Limiter {
     // closure in a defineProperty call, a closure made per check is expensive.)
     let code: ErrorCode | undefined;
 
-    // Each rate limit's key and new state; stored only once every hard limit allowed.
-    const rates: RateItem[] = [];
+    // Each rate limit evaluated, with its subject and cost: its new state waits in its table
+    // (RateLimitTable.evaluate) and is stored only once every hard limit allowed. The lists are the
+    // limiter's own, reused by every check (this step is synchronous: no other check interleaves).
+    const rates = this.pendingRates;
+    const subjects = this.pendingSubjects;
+    const costs = this.pendingCosts;
+    let pending = 0; // entries [0, pending) are this check's (not truncated: setting length costs)
+    const request = this.rateRequest;
     for (const r of plan.rates) {
       const limit = r.limit;
       if (limit.eventType !== null && limit.eventType !== event.type) continue;
       const subject = r.subject ?? event.dimensions.key;
       if (subject === undefined) continue;
       const cost = limit.value ? (event.values[limit.value] ?? 0) : 1;
-      const result = evaluateRate(r.table.config, r.table.read(subject), { cost }, t);
-      const d = result.decision;
+      request.cost = cost;
+      const d = r.table.evaluate(subject, request, t).decision;
       const allowed = d.allowed || limit.enforcement !== "hard";
       if (!allowed) code ??= "RATE_LIMIT_EXCEEDED";
       outcomes.push({
@@ -375,7 +401,10 @@ export class Limiter {
         resetAt: d.resetAt,
         retryAfterMs: d.allowed ? null : d.retryAfterMs === RETRY_NEVER ? null : d.retryAfterMs,
       });
-      rates.push({ limit, table: r.table, prefix: r.prefix, subject, cost, state: result.state });
+      rates[pending] = r;
+      subjects[pending] = subject;
+      costs[pending] = cost;
+      pending++;
     }
 
     let slots: { limit: ConcurrencyLimit; key: string }[] = NO_SLOTS;
@@ -406,7 +435,8 @@ export class Limiter {
       });
     }
 
-    for (const q of quotas) {
+    for (let i = 0; i < quotaCount; i++) {
+      const q = quotas[i]!;
       const family = q.family ?? this.families.get(q.familyKey)!;
       const used = usedOf(family, q.groupKey, t);
       const heldNow = this.held.size === 0 ? 0 : (this.held.get(holdKey(q.familyKey, q.groupKey)) ?? 0);
@@ -439,26 +469,28 @@ export class Limiter {
     const allowed = code === undefined;
     if (!allowed) return { allowed, code, limits: outcomes };
 
-    for (const r of rates) r.table.set(r.subject, r.state);
+    for (let i = 0; i < pending; i++) rates[i]!.table.commit(subjects[i]!);
     if (!reserve) return { allowed, limits: outcomes };
 
     const rateCharges: ReservationRecord["rateCharges"] = [];
-    for (const r of rates)
+    for (let i = 0; i < pending; i++) {
+      const r = rates[i]!;
       if (r.limit.value !== null)
         rateCharges.push({
           // The same key as before tables were per prefix (subjectKey), and its subject.
-          key: r.prefix + r.subject,
-          subject: r.subject,
+          key: r.prefix + subjects[i]!,
+          subject: subjects[i]!,
           value: r.limit.value,
-          cost: r.cost,
+          cost: costs[i]!,
           config: rateConfig(r.limit),
         });
+    }
     const record: ReservationRecord = {
       id: this.newId(),
       state: "active",
       customer: customer.id,
       event: { type: event.type, values: event.values, dimensions: event.dimensions },
-      holds: distinctHolds(quotas),
+      holds: distinctHolds(quotas, quotaCount),
       leases: slots.map((s) => ({ key: s.key, expiresAt: t + Math.min(reserve.ttlMs, s.limit.leaseTtlMs) })),
       rateCharges,
       createdAt: t,
@@ -1084,9 +1116,12 @@ function meterIdentity(meter: MeterDef): string {
 const holdKey = (familyKey: string, groupKey: string) => `${familyKey}\u0002${groupKey}`;
 
 /** One hold per counter: limits that share a family (and group) share the usage a hold stands for. */
-function distinctHolds(quotas: QuotaItem[]): { key: string; amount: number }[] {
+function distinctHolds(quotas: QuotaItem[], count: number): { key: string; amount: number }[] {
   const holds = new Map<string, number>();
-  for (const q of quotas) if (q.cost > 0) holds.set(holdKey(q.familyKey, q.groupKey), q.cost);
+  for (let i = 0; i < count; i++) {
+    const q = quotas[i]!;
+    if (q.cost > 0) holds.set(holdKey(q.familyKey, q.groupKey), q.cost);
+  }
   return [...holds].map(([key, amount]) => ({ key, amount }));
 }
 

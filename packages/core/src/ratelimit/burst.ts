@@ -12,8 +12,8 @@ export function burstCapacity(config: RateLimitConfig): number {
   return config.burst ?? config.limit;
 }
 
-export const burst: RateLimitFunction = (config, state, request, now) =>
-  bucket(config, burstCapacity(config), state, request, now);
+export const burst: RateLimitFunction = (config, state, request, now, out) =>
+  bucket(config, burstCapacity(config), state, request, now, out);
 
 export function burstExpiresAt(config: RateLimitConfig, state: RateLimitState): number {
   return bucketExpiresAt(config, burstCapacity(config), state);

@@ -15,7 +15,7 @@ import type {
   RateLimitState,
 } from "./types.js";
 
-interface AlgorithmEntry {
+export interface AlgorithmEntry {
   evaluate: RateLimitFunction;
   stateSize: number;
   expiresAt: (config: RateLimitConfig, state: RateLimitState) => number;
@@ -41,8 +41,11 @@ const algorithms: Record<RateLimitAlgorithm, AlgorithmEntry> = {
   burst: { evaluate: burst, stateSize: BURST_STATE_SIZE, expiresAt: burstExpiresAt },
 };
 
-function entry(algorithm: RateLimitAlgorithm): AlgorithmEntry {
-  assert(Object.hasOwn(algorithms, algorithm), `unknown rate-limit algorithm ${String(algorithm)}`);
+/** The algorithm's functions (a table looks them up once, rather than on every request). */
+export function algorithmOf(algorithm: RateLimitAlgorithm): Readonly<AlgorithmEntry> {
+  // The message only when it is needed: a template literal per call costs more than the lookup.
+  if (!Object.hasOwn(algorithms, algorithm))
+    assert(false, `unknown rate-limit algorithm ${String(algorithm)}`);
   return algorithms[algorithm];
 }
 
@@ -57,7 +60,7 @@ export function evaluate(
   request: RateLimitRequest,
   now: number,
 ): RateLimitResult {
-  return entry(config.algorithm).evaluate(config, state, request, now);
+  return algorithmOf(config.algorithm).evaluate(config, state, request, now);
 }
 
 /**
@@ -74,7 +77,7 @@ export function peek(
 
 /** Number of integers in the algorithm's state. */
 export function stateSize(algorithm: RateLimitAlgorithm): number {
-  return entry(algorithm).stateSize;
+  return algorithmOf(algorithm).stateSize;
 }
 
 /** The largest state of any algorithm: a slab sized by it holds every algorithm's state. */
@@ -85,5 +88,5 @@ export const STATE_SIZE_MAX = Math.max(...Object.values(algorithms).map((a) => a
  * fully available and nothing is counted — so a store may evict it then without changing any decision.
  */
 export function expiresAt(config: RateLimitConfig, state: RateLimitState): number {
-  return entry(config.algorithm).expiresAt(config, state);
+  return algorithmOf(config.algorithm).expiresAt(config, state);
 }

@@ -18,7 +18,7 @@ import {
  */
 export const FIXED_WINDOW_STATE_SIZE = 2;
 
-export const fixedWindow: RateLimitFunction = (config, state, request, now): RateLimitResult => {
+export const fixedWindow: RateLimitFunction = (config, state, request, now, out): RateLimitResult => {
   assertInput(request, now);
   const { limit, windowMs } = config;
   const saturation = 2 * limit;
@@ -42,33 +42,36 @@ export const fixedWindow: RateLimitFunction = (config, state, request, now): Rat
   const { cost } = request;
   const force = request.force === true;
   // A module function rather than a closure: under tsx (keepNames) a closure made per call is costly.
-  if (!force && cost > limit) return denied(window, used, limit, resetAt, RETRY_NEVER);
-  if (!force && used + cost > limit) return denied(window, used, limit, resetAt, resetAt - now);
+  if (!force && cost > limit) return windowResult(window, used, false, limit, resetAt, RETRY_NEVER, out);
+  if (!force && used + cost > limit)
+    return windowResult(window, used, false, limit, resetAt, resetAt - now, out);
   const next = force ? clamp(used + clamp(cost, -saturation, saturation), 0, saturation) : used + cost;
   const allowed = next <= limit;
-  return {
-    state: [window, next],
-    decision: {
-      allowed,
-      limit,
-      remaining: Math.max(0, limit - next),
-      resetAt,
-      retryAfterMs: allowed ? 0 : resetAt - now,
-    },
-  };
+  return windowResult(window, next, allowed, limit, resetAt, allowed ? 0 : resetAt - now, out);
 };
 
-function denied(
+/** The state [window, used] and its decision, in a new result or written into `out`. */
+function windowResult(
   window: number,
   used: number,
+  allowed: boolean,
   limit: number,
   resetAt: number,
   retryAfterMs: number,
+  out: RateLimitResult | undefined,
 ): RateLimitResult {
-  return {
-    state: [window, used],
-    decision: { allowed: false, limit, remaining: Math.max(0, limit - used), resetAt, retryAfterMs },
-  };
+  const remaining = Math.max(0, limit - used);
+  if (out === undefined)
+    return { state: [window, used], decision: { allowed, limit, remaining, resetAt, retryAfterMs } };
+  out.state[0] = window;
+  out.state[1] = used;
+  const d = out.decision;
+  d.allowed = allowed;
+  d.limit = limit;
+  d.remaining = remaining;
+  d.resetAt = resetAt;
+  d.retryAfterMs = retryAfterMs;
+  return out;
 }
 
 /** From this instant on the state decides exactly as a fresh key would: a table may evict it. */

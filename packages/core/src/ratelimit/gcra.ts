@@ -30,7 +30,7 @@ export function gcraCapacity(config: RateLimitConfig): number {
   return config.burst ?? config.limit;
 }
 
-export const gcra: RateLimitFunction = (config, state, request, now): RateLimitResult => {
+export const gcra: RateLimitFunction = (config, state, request, now, out): RateLimitResult => {
   assertInput(request, now);
   const { limit, windowMs } = config;
   const capacity = gcraCapacity(config);
@@ -50,7 +50,7 @@ export const gcra: RateLimitFunction = (config, state, request, now): RateLimitR
   const { cost } = request;
   const force = request.force === true;
   // A module function rather than a closure: under tsx (keepNames) a closure made per call is costly.
-  const g: GcraView = { now, limit, windowMs, capacity, tolerance };
+  const g: GcraView = { now, limit, windowMs, capacity, tolerance, out };
   if (!force && cost > capacity) return decide(g, backlog, false, RETRY_NEVER);
   const increment = force ? clamp(cost, -(capacity + limit), capacity + limit) * windowMs : cost * windowMs;
   if (!force && backlog + increment > tolerance) {
@@ -68,20 +68,33 @@ interface GcraView {
   windowMs: number;
   capacity: number;
   tolerance: number;
+  /** Where to write the result (see RateLimitFunction). */
+  out: RateLimitResult | undefined;
 }
 
 function decide(g: GcraView, next: number, allowed: boolean, retryAfterMs: number): RateLimitResult {
   const tatMs = g.now + floorDiv(next, g.limit);
-  return {
-    state: [tatMs, next - (tatMs - g.now) * g.limit],
-    decision: {
-      allowed,
-      limit: g.capacity,
-      remaining: next < g.tolerance ? floorDiv(g.tolerance - next, g.windowMs) : 0,
-      resetAt: g.now + ceilDiv(next, g.limit),
-      retryAfterMs,
-    },
-  };
+  const out = g.out;
+  if (out === undefined)
+    return {
+      state: [tatMs, next - (tatMs - g.now) * g.limit],
+      decision: {
+        allowed,
+        limit: g.capacity,
+        remaining: next < g.tolerance ? floorDiv(g.tolerance - next, g.windowMs) : 0,
+        resetAt: g.now + ceilDiv(next, g.limit),
+        retryAfterMs,
+      },
+    };
+  out.state[0] = tatMs;
+  out.state[1] = next - (tatMs - g.now) * g.limit;
+  const d = out.decision;
+  d.allowed = allowed;
+  d.limit = g.capacity;
+  d.remaining = next < g.tolerance ? floorDiv(g.tolerance - next, g.windowMs) : 0;
+  d.resetAt = g.now + ceilDiv(next, g.limit);
+  d.retryAfterMs = retryAfterMs;
+  return out;
 }
 
 /** From this instant on the state decides exactly as a fresh key would: TAT has passed. */

@@ -3,7 +3,15 @@
  * trade-offs of each algorithm and the bounds that keep the arithmetic exact.
  */
 export { BURST_STATE_SIZE, burst, burstCapacity, burstExpiresAt } from "./burst.js";
-export { evaluate, expiresAt, peek, STATE_SIZE_MAX, stateSize } from "./dispatch.js";
+export {
+  type AlgorithmEntry,
+  algorithmOf,
+  evaluate,
+  expiresAt,
+  peek,
+  STATE_SIZE_MAX,
+  stateSize,
+} from "./dispatch.js";
 export { FIXED_WINDOW_STATE_SIZE, fixedWindow, fixedWindowExpiresAt } from "./fixed-window.js";
 export { GCRA_STATE_SIZE, gcra, gcraCapacity, gcraExpiresAt } from "./gcra.js";
 export { type ConfigProblem, rateLimitBounds, rateLimitConfigProblems } from "./math.js";

@@ -38,7 +38,7 @@ export function slidingWindowBucketMs(windowMs: number): number {
   return ceilDiv(windowMs, SUB_BUCKETS);
 }
 
-export const slidingWindow: RateLimitFunction = (config, state, request, now): RateLimitResult => {
+export const slidingWindow: RateLimitFunction = (config, state, request, now, out): RateLimitResult => {
   assertInput(request, now);
   const { limit, windowMs } = config;
   const saturation = 2 * limit;
@@ -62,7 +62,8 @@ export const slidingWindow: RateLimitFunction = (config, state, request, now): R
   const oldest = floorDiv(at - windowMs + 1, width);
   // The new state, built in place: next[1 + mod(j, RING)] holds bucket j for the buckets of the
   // window only (older ones are dropped). A literal: one packed allocation, no copy at the end.
-  const next: number[] = [newest, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+  const next: number[] =
+    out === undefined ? [newest, 0, 0, 0, 0, 0, 0, 0, 0, 0] : emptyRing(out.state, newest);
   if (state !== undefined && stored !== undefined) {
     for (let j = Math.max(oldest, stored - SUB_BUCKETS); j <= stored; j++) {
       const slot = 1 + mod(j, RING);
@@ -75,7 +76,7 @@ export const slidingWindow: RateLimitFunction = (config, state, request, now): R
   for (let j = oldest; j <= newest; j++) used += next[1 + mod(j, RING)]!;
   // The helpers below are module functions rather than closures: under tsx (keepNames) a closure
   // made per call costs a defineProperty call, and these made an evaluation about 3x slower.
-  const w: WindowView = { next, oldest, newest, width, windowMs, at };
+  const w: WindowView = { next, oldest, newest, width, windowMs, at, out };
 
   const { cost } = request;
   const force = request.force === true;
@@ -111,6 +112,15 @@ interface WindowView {
   width: number;
   windowMs: number;
   at: number;
+  /** Where to write the result (see RateLimitFunction); `next` is then `out.state`. */
+  out: RateLimitResult | undefined;
+}
+
+/** `ring` as a fresh state would start: the newest bucket index, then every bucket empty. */
+function emptyRing(ring: number[], newest: number): number[] {
+  ring[0] = newest;
+  for (let i = 1; i < SLIDING_WINDOW_STATE_SIZE; i++) ring[i] = 0;
+  return ring;
 }
 
 /** The first instant at which the buckets still counting have freed `excess` (hold at most `limit - cost`). */
@@ -138,10 +148,19 @@ function result(
   allowed: boolean,
   retryAfterMs: number,
 ): RateLimitResult {
-  return {
-    state: w.next,
-    decision: { allowed, limit, remaining: Math.max(0, limit - used), resetAt: resetAt(w), retryAfterMs },
-  };
+  const out = w.out;
+  if (out === undefined)
+    return {
+      state: w.next,
+      decision: { allowed, limit, remaining: Math.max(0, limit - used), resetAt: resetAt(w), retryAfterMs },
+    };
+  const d = out.decision;
+  d.allowed = allowed;
+  d.limit = limit;
+  d.remaining = Math.max(0, limit - used);
+  d.resetAt = resetAt(w);
+  d.retryAfterMs = retryAfterMs;
+  return out;
 }
 
 /** From this instant on the state decides exactly as a fresh key would: a table may evict it. */

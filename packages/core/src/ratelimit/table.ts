@@ -1,6 +1,6 @@
 import { assert } from "../errors.js";
-import { expiresAt, stateSize } from "./dispatch.js";
-import type { RateLimitConfig, RateLimitState } from "./types.js";
+import { type AlgorithmEntry, algorithmOf } from "./dispatch.js";
+import type { RateLimitConfig, RateLimitRequest, RateLimitResult, RateLimitState } from "./types.js";
 
 export interface RateLimitTableOptions {
   /**
@@ -40,17 +40,26 @@ export class RateLimitTable {
   /** The key `read` last found and its slot, so that a `set` right after it skips the lookup. */
   private lastKey: string | undefined;
   private lastSlot = -1;
+  /** The config's algorithm, looked up once. */
+  private readonly algorithm: Readonly<AlgorithmEntry>;
+  /** What `evaluate` answers in: one result per table, overwritten by the next evaluation. */
+  private readonly out: RateLimitResult;
 
   constructor(config: RateLimitConfig, options: RateLimitTableOptions = {}) {
     const initialCapacity = options.initialCapacity ?? 1024;
     assert(Number.isInteger(initialCapacity) && initialCapacity >= 1, "initialCapacity must be ≥ 1");
     this.config = config;
-    this.stateSize = stateSize(config.algorithm);
+    this.algorithm = algorithmOf(config.algorithm);
+    this.stateSize = this.algorithm.stateSize;
     this.stride = 1 + this.stateSize;
     this.initialCapacity = initialCapacity;
     this.slotCount = initialCapacity;
     this.slab = new Float64Array(initialCapacity * this.stride);
     this.scratch = new Array<number>(this.stateSize).fill(0);
+    this.out = {
+      state: new Array<number>(this.stateSize).fill(0),
+      decision: { allowed: false, limit: 0, remaining: 0, resetAt: 0, retryAfterMs: 0 },
+    };
   }
 
   /** Keys held. */
@@ -98,6 +107,20 @@ export class RateLimitTable {
     return state;
   }
 
+  /**
+   * Decides `request` for the key at `now` (the config's algorithm over the key's state), without
+   * storing anything and without allocating: the answer is an object owned by the table that the
+   * next `evaluate` overwrites. `commit(key)` right after stores its state.
+   */
+  evaluate(key: string, request: RateLimitRequest, now: number): RateLimitResult {
+    return this.algorithm.evaluate(this.config, this.read(key), request, now, this.out);
+  }
+
+  /** Stores the state of the last `evaluate` as the key's (what `set(key, evaluate(...).state)` does). */
+  commit(key: string): void {
+    this.set(key, this.out.state);
+  }
+
   /** When the key's state stops mattering (see the class comment), or `undefined` for a key not held. */
   expiresAt(key: string): number | undefined {
     const slot = this.slots.get(key);
@@ -112,7 +135,7 @@ export class RateLimitTable {
       this.slots.set(key, slot);
     }
     const base = slot * this.stride;
-    this.slab[base] = expiresAt(this.config, state);
+    this.slab[base] = this.algorithm.expiresAt(this.config, state);
     for (let i = 0; i < this.stateSize; i++) this.slab[base + 1 + i] = state[i]!;
   }
 

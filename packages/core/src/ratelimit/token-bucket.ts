@@ -25,8 +25,8 @@ export function tokenBucketCapacity(config: RateLimitConfig): number {
   return config.burst ?? config.limit;
 }
 
-export const tokenBucket: RateLimitFunction = (config, state, request, now) =>
-  bucket(config, tokenBucketCapacity(config), state, request, now);
+export const tokenBucket: RateLimitFunction = (config, state, request, now, out) =>
+  bucket(config, tokenBucketCapacity(config), state, request, now, out);
 
 /** The bucket behind token_bucket and burst. */
 export function bucket(
@@ -35,6 +35,7 @@ export function bucket(
   state: RateLimitState | undefined,
   request: RateLimitRequest,
   now: number,
+  out?: RateLimitResult,
 ): RateLimitResult {
   assertInput(request, now);
   const { limit, windowMs } = config;
@@ -58,7 +59,7 @@ export function bucket(
   const { cost } = request;
   const force = request.force === true;
   // A module function rather than a closure: under tsx (keepNames) a closure made per call is costly.
-  const b: BucketView = { limit, windowMs, capacity, full, at };
+  const b: BucketView = { limit, windowMs, capacity, full, at, out };
   if (!force && cost > capacity) return decideBucket(b, available, false, RETRY_NEVER);
   // A forced cost beyond capacity + limit saturates anyway; clamping first keeps the product exact.
   const taken = force ? clamp(cost, -(capacity + limit), capacity + limit) * windowMs : cost * windowMs;
@@ -76,19 +77,32 @@ interface BucketView {
   capacity: number;
   full: number;
   at: number;
+  /** Where to write the result (see RateLimitFunction). */
+  out: RateLimitResult | undefined;
 }
 
 function decideBucket(b: BucketView, next: number, allowed: boolean, retryAfterMs: number): RateLimitResult {
-  return {
-    state: [next, b.at],
-    decision: {
-      allowed,
-      limit: b.capacity,
-      remaining: next > 0 ? floorDiv(next, b.windowMs) : 0,
-      resetAt: b.at + ceilDiv(b.full - next, b.limit),
-      retryAfterMs,
-    },
-  };
+  const out = b.out;
+  if (out === undefined)
+    return {
+      state: [next, b.at],
+      decision: {
+        allowed,
+        limit: b.capacity,
+        remaining: next > 0 ? floorDiv(next, b.windowMs) : 0,
+        resetAt: b.at + ceilDiv(b.full - next, b.limit),
+        retryAfterMs,
+      },
+    };
+  out.state[0] = next;
+  out.state[1] = b.at;
+  const d = out.decision;
+  d.allowed = allowed;
+  d.limit = b.capacity;
+  d.remaining = next > 0 ? floorDiv(next, b.windowMs) : 0;
+  d.resetAt = b.at + ceilDiv(b.full - next, b.limit);
+  d.retryAfterMs = retryAfterMs;
+  return out;
 }
 
 /** From this instant on the state decides exactly as a fresh key would (the bucket is full again). */

@@ -75,16 +75,25 @@ export interface RateLimitDecision {
 }
 
 export interface RateLimitResult {
-  /** The state to store if the caller commits this request (a new array; the input is untouched). */
+  /**
+   * The state to store if the caller commits this request (a new array, or `out.state` when an `out`
+   * was given; the input is untouched).
+   */
   state: number[];
   decision: RateLimitDecision;
 }
 
+/**
+ * An algorithm. With `out` (a result whose `state` has the algorithm's state size and is not `state`
+ * itself), the answer is written into `out` and `out` returned, so that a caller evaluating many
+ * requests allocates nothing per request; the values are the same as without it.
+ */
 export type RateLimitFunction = (
   config: RateLimitConfig,
   state: RateLimitState | undefined,
   request: RateLimitRequest,
   now: number,
+  out?: RateLimitResult,
 ) => RateLimitResult;
 
 /** `retryAfterMs` for a cost above the limit (or capacity): no amount of waiting admits it. */

@@ -65,15 +65,18 @@ export const slidingWindow: RateLimitFunction = (config, state, request, now, ou
   const next: number[] =
     out === undefined ? [newest, 0, 0, 0, 0, 0, 0, 0, 0, 0] : emptyRing(out.state, newest);
   if (state !== undefined && stored !== undefined) {
-    for (let j = Math.max(oldest, stored - SUB_BUCKETS); j <= stored; j++) {
-      const slot = 1 + mod(j, RING);
+    const from = Math.max(oldest, stored - SUB_BUCKETS);
+    // The slot of bucket j, stepped along with j (one division for the loop, not one per bucket).
+    let slot = 1 + mod(from, RING);
+    for (let j = from; j <= stored; j++, slot = slot === RING ? 1 : slot + 1) {
       next[slot] = clamp(integerOr(state[slot], 0), 0, saturation);
     }
   }
   const newestSlot = 1 + mod(newest, RING);
   next[newestSlot] = Math.min(saturation, next[newestSlot]! + carried);
   let used = 0;
-  for (let j = oldest; j <= newest; j++) used += next[1 + mod(j, RING)]!;
+  for (let j = oldest, slot = 1 + mod(oldest, RING); j <= newest; j++, slot = slot === RING ? 1 : slot + 1)
+    used += next[slot]!;
   // The helpers below are module functions rather than closures: under tsx (keepNames) a closure
   // made per call costs a defineProperty call, and these made an evaluation about 3x slower.
   const w: WindowView = { next, oldest, newest, width, windowMs, at, out };
@@ -103,7 +106,10 @@ export const slidingWindow: RateLimitFunction = (config, state, request, now, ou
   return result(w, limit, used, allowed, allowed ? 0 : admitAt(w, used - limit) - now);
 };
 
-/** The counted buckets of one evaluation: `next[1 + mod(j, RING)]` for oldest ≤ j ≤ newest. */
+/**
+ * The counted buckets of one evaluation: `next[1 + mod(j, RING)]` for oldest ≤ j ≤ newest (the loops
+ * step the slot along with j instead of dividing for each bucket).
+ */
 interface WindowView {
   /** The new state: `[newest, ring_0 … ring_8]`. */
   next: number[];
@@ -126,8 +132,8 @@ function emptyRing(ring: number[], newest: number): number[] {
 /** The first instant at which the buckets still counting have freed `excess` (hold at most `limit - cost`). */
 function admitAt(w: WindowView, excess: number): number {
   let freed = 0;
-  for (let j = w.oldest; j <= w.newest; j++) {
-    freed += w.next[1 + mod(j, RING)]!;
+  for (let j = w.oldest, slot = 1 + mod(j, RING); j <= w.newest; j++, slot = slot === RING ? 1 : slot + 1) {
+    freed += w.next[slot]!;
     if (freed >= excess) return (j + 1) * w.width + w.windowMs - 1;
   }
   return w.at; // unreachable: excess ≤ used
@@ -135,8 +141,8 @@ function admitAt(w: WindowView, excess: number): number {
 
 /** When the newest non-empty bucket leaves the window. */
 function resetAt(w: WindowView): number {
-  for (let j = w.newest; j >= w.oldest; j--) {
-    if (w.next[1 + mod(j, RING)]! > 0) return (j + 1) * w.width + w.windowMs - 1;
+  for (let j = w.newest, slot = 1 + mod(j, RING); j >= w.oldest; j--, slot = slot === 1 ? RING : slot - 1) {
+    if (w.next[slot]! > 0) return (j + 1) * w.width + w.windowMs - 1;
   }
   return w.at;
 }
@@ -168,8 +174,12 @@ export function slidingWindowExpiresAt(config: RateLimitConfig, state: RateLimit
   assertStateLength(state, SLIDING_WINDOW_STATE_SIZE);
   const width = slidingWindowBucketMs(config.windowMs);
   const newest = integerOr(state[0], 0);
-  for (let j = newest; j >= newest - SUB_BUCKETS; j--) {
-    if (integerOr(state[1 + mod(j, RING)], 0) > 0) return (j + 1) * width + config.windowMs - 1;
+  for (
+    let j = newest, slot = 1 + mod(j, RING);
+    j >= newest - SUB_BUCKETS;
+    j--, slot = slot === 1 ? RING : slot - 1
+  ) {
+    if (integerOr(state[slot], 0) > 0) return (j + 1) * width + config.windowMs - 1;
   }
   return 0;
 }

@@ -765,6 +765,7 @@ export class Engine {
       plan: r?.body.plan ?? null,
       timezone: r?.body.timezone ?? "UTC",
       billingAnchor: r?.body.billingAnchor ?? null,
+      checkPlan: undefined,
     };
     if (this.customerCached > 100_000) {
       this.customerCache.clear();

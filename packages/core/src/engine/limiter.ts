@@ -64,6 +64,11 @@ export interface CustomerContext {
   plan: string | null;
   timezone: string;
   billingAnchor: number | null;
+  /**
+   * The check plan of the limiter that last checked this customer (Limiter.planOf): kept on the
+   * context itself, so that a check finds it without a lookup. Opaque outside the limiter.
+   */
+  checkPlan?: object | undefined;
 }
 
 /**
@@ -117,6 +122,8 @@ interface QuotaItem {
 
 /** A customer's limit set under one book, and what its rate limits need (see Limiter.planOf). */
 interface CheckPlan {
+  /** The limiter whose tables the plan's rate limits point into. */
+  limiter: Limiter;
   book: CompiledBook;
   workspaceId: string;
   set: LimitSet;
@@ -205,8 +212,6 @@ export class Limiter {
   private readonly pendingCosts: number[] = [];
   /** The request a check evaluates its rate limits with (decide sets its cost). */
   private readonly rateRequest = { cost: 0 };
-  /** Per customer context: its check plan under the current book (planOf). */
-  private readonly plans = new WeakMap<CustomerContext, CheckPlan>();
 
   constructor(
     private readonly store: Store,
@@ -325,9 +330,10 @@ export class Limiter {
    * steady-state check builds no key string and serializes nothing to find its state.
    */
   private planOf(book: CompiledBook, workspaceId: string, customer: CustomerContext, now: number): CheckPlan {
-    const hit = this.plans.get(customer);
+    const hit = customer.checkPlan as CheckPlan | undefined;
     if (
       hit !== undefined &&
+      hit.limiter === this &&
       hit.book === book &&
       hit.workspaceId === workspaceId &&
       (hit.set.validUntil === Number.POSITIVE_INFINITY || now < hit.set.validUntil)
@@ -349,8 +355,8 @@ export class Limiter {
       const meter = book.meters.get(limit.meter);
       if (meter) quotas.push({ limit, meter, memo: null, family: undefined, familiesGen: -1 });
     }
-    const plan: CheckPlan = { book, workspaceId, set, rates, quotas };
-    this.plans.set(customer, plan);
+    const plan: CheckPlan = { limiter: this, book, workspaceId, set, rates, quotas };
+    customer.checkPlan = plan;
     return plan;
   }
 

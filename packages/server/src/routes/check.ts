@@ -1,81 +1,71 @@
 import { type CheckResult, formatInstant, type LimitOutcome } from "@tollgate/core";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import { CheckBody, CommitBody, IdParams } from "../schemas.js";
 import { type RouteDeps, typed } from "./common.js";
 
 const at = (ms: number | null) => (ms === null ? null : formatInstant(ms));
-const seconds = (ms: number | null) => (ms === null ? undefined : Math.ceil(ms / 1000));
 
-/** A limit's outcome as API.md shows it (built field by field, in this order: no spread objects). */
-export interface OutcomeBody {
-  id: string;
-  kind: LimitOutcome["kind"];
-  allowed: boolean;
-  exceeded: boolean;
-  enforcement: LimitOutcome["enforcement"];
-  limit: number;
-  remaining: number;
-  used?: number;
-  reserved?: number;
-  reset_at: string | null;
-  retry_after?: number;
-  group?: Record<string, string | null>;
+/** Strings JSON.stringify writes as they are, between quotes (no escape, no surrogate). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what JSON escapes
+const PLAIN = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
+/** A JSON string literal: JSON.stringify(s), without the call for the plain strings ids and codes are. */
+const str = (s: string) => (PLAIN.test(s) ? `"${s}"` : JSON.stringify(s));
+/** A JSON number: JSON.stringify(n) (a finite number's shortest form, else null). */
+const num = (n: number) => (Number.isFinite(n) ? `${n}` : "null");
+
+/**
+ * A limit's outcome as API.md shows it, as JSON text: the characters `JSON.stringify` gives for the
+ * object { id, kind, allowed, exceeded, enforcement, limit, remaining, used?, reserved?, reset_at,
+ * retry_after?, group? } (in this order), written directly instead of building the object and walking
+ * it (packages/server/test/check-answer.test.ts pins the two together).
+ */
+export function outcomeJson(o: LimitOutcome): string {
+  let json = `{"id":${str(o.id)},"kind":${str(o.kind)},"allowed":${o.allowed},"exceeded":${o.exceeded},"enforcement":${str(o.enforcement)},"limit":${num(o.limit)},"remaining":${num(o.remaining)}`;
+  if (o.used !== undefined) json += `,"used":${num(o.used)}`;
+  if (o.reserved !== undefined) json += `,"reserved":${num(o.reserved)}`;
+  json += o.resetAt === null ? `,"reset_at":null` : `,"reset_at":${str(formatInstant(o.resetAt))}`;
+  if (o.retryAfterMs !== null) json += `,"retry_after":${num(Math.ceil(o.retryAfterMs / 1000))}`;
+  if (o.group) json += `,"group":${JSON.stringify(o.group)}`;
+  return `${json}}`;
 }
 
-export const presentOutcome = (o: LimitOutcome): OutcomeBody => {
-  const body: OutcomeBody = {
-    id: o.id,
-    kind: o.kind,
-    allowed: o.allowed,
-    exceeded: o.exceeded,
-    enforcement: o.enforcement,
-    limit: o.limit,
-    remaining: o.remaining,
-  } as OutcomeBody;
-  if (o.used !== undefined) body.used = o.used;
-  if (o.reserved !== undefined) body.reserved = o.reserved;
-  body.reset_at = at(o.resetAt);
-  if (o.retryAfterMs !== null) body.retry_after = seconds(o.retryAfterMs);
-  if (o.group) body.group = o.group;
-  return body;
-};
-
-/** POST /v1/check's answer, fields in this order. */
-interface CheckBodyOut {
-  allowed: boolean;
-  code?: string;
-  limits: OutcomeBody[];
-  degraded?: boolean;
-  reservation?: { id: string; expires_at: string };
+/**
+ * POST /v1/check's answer as JSON text: `JSON.stringify` of { allowed, code?, limits, degraded?,
+ * reservation? { id, expires_at } } (in this order).
+ */
+export function checkAnswerJson(result: CheckResult): string {
+  let json = `{"allowed":${result.allowed}`;
+  if (result.code) json += `,"code":${str(result.code)}`;
+  json += `,"limits":[`;
+  const limits = result.limits;
+  for (let i = 0; i < limits.length; i++) json += (i === 0 ? "" : ",") + outcomeJson(limits[i]!);
+  json += "]";
+  // A limiter whose state store is unreachable answers by each limit's fail_mode (API.md).
+  if ((result as { degraded?: boolean }).degraded) json += `,"degraded":true`;
+  if (result.reservation)
+    json += `,"reservation":{"id":${str(result.reservation.id)},"expires_at":${str(formatInstant(result.reservation.expiresAt))}}`;
+  return `${json}}`;
 }
+
+const JSON_TYPE = "application/json; charset=utf-8";
 
 export function checkRoutes(app: FastifyInstance, { engine, metrics }: RouteDeps) {
   const r = typed(app);
   const config = { role: "service" as const };
-  const answer = (result: CheckResult): CheckBodyOut => {
-    const body: CheckBodyOut = { allowed: result.allowed } as CheckBodyOut;
-    if (result.code) body.code = result.code;
-    const limits: OutcomeBody[] = new Array(result.limits.length);
-    for (let i = 0; i < limits.length; i++) limits[i] = presentOutcome(result.limits[i]!);
-    body.limits = limits;
-    // A limiter whose state store is unreachable answers by each limit's fail_mode (API.md).
-    if ((result as { degraded?: boolean }).degraded) {
-      body.degraded = true;
+  // The answer is written as JSON text here (Fastify sends a string with a JSON content type as it
+  // is): no answer object per limit to build and JSON.stringify to walk. Same characters, same headers.
+  const answer = (result: CheckResult, reply: FastifyReply): string => {
+    if ((result as { degraded?: boolean }).degraded)
       metrics.checksDegraded.inc({ allowed: String(result.allowed) });
-    }
-    if (result.reservation)
-      body.reservation = {
-        id: result.reservation.id,
-        expires_at: formatInstant(result.reservation.expiresAt),
-      };
-    return body;
+    reply.header("content-type", JSON_TYPE);
+    return checkAnswerJson(result);
   };
   // Not an async handler: a check decided in memory is answered at once (Fastify sends a returned
-  // object), without the two promises and microtask turns of an async function awaiting a promise.
+  // value), without the two promises and microtask turns of an async function awaiting a promise.
   // A check that waits (a store load, a reservation) answers a promise; a throw is a rejection's twin.
-  r.post("/v1/check", { schema: { body: CheckBody, tags: ["check"] }, config }, (req) => {
+  r.post("/v1/check", { schema: { body: CheckBody, tags: ["check"] }, config }, (req, reply) => {
     const result = engine.checkNow(req.principal.workspaceId, req.body);
-    return result instanceof Promise ? result.then(answer) : answer(result);
+    return result instanceof Promise ? result.then((r) => answer(r, reply)) : answer(result, reply);
   });
   r.post(
     "/v1/reservations/:id/commit",

@@ -288,6 +288,25 @@ for (const backend of selected) {
       expect(await store.getReservation("w", "r1")).toBeDefined();
     });
 
+    it.runIf(backend.name === "sqlite")(
+      "sqlite: writes made together share group commits (the writer thread groups what it holds)",
+      async () => {
+        const { store, reopen } = await setup();
+        const seqOf: number[] = [];
+        const results = await Promise.all(
+          Array.from({ length: 40 }, (_, b) =>
+            store.appendEvents("w", [ev(`g${b}`)], (_inserted, seq) => seqOf.push(seq)),
+          ),
+        );
+        expect(results.every((r) => r.ok)).toBe(true);
+        expect(seqOf).toHaveLength(40);
+        // The first write may commit alone (it found the writer idle); the others queue behind it.
+        expect(new Set(seqOf).size).toBeLessThanOrEqual(3);
+        const other = await reopen();
+        expect((await scanAll(other)).seen).toHaveLength(40);
+      },
+    );
+
     it("close flushes what was queued", async () => {
       const { store, reopen } = await setup();
       const p = store.appendEvents("w", [ev("late")]);

@@ -51,14 +51,26 @@ const streamAhead = 4;
 const streamCredit = 2;
 
 interface Pending {
-  write: WriterWrite;
+  /** Until it is handed to the writer (a posted write's copy is the writer thread's). */
+  write: WriterWrite | null;
   /** Event appends: called with the commit, before the promise resolves. */
   afterCommit?: (inserted: number[], commitSeq: number) => void;
   resolve: (r: WriterResult) => void;
   reject: (e: unknown) => void;
 }
 
-type Flush = (writes: WriterWrite[]) => Promise<{ results: WriterResult[]; commitSeq: number }>;
+/**
+ * A group's writes committed: counters learn of new events (afterCommit) before any awaiting code
+ * runs and could look at them, then every write's promise resolves.
+ */
+function committed(group: Pending[], results: WriterResult[], commitSeq: number): void {
+  for (let i = 0; i < group.length; i++) {
+    const p = group[i]!;
+    const r = results[i];
+    if (p.afterCommit && r?.ok) p.afterCommit(r.inserted, commitSeq);
+  }
+  for (let i = 0; i < group.length; i++) group[i]!.resolve(results[i]!);
+}
 
 /**
  * The embedded store: one SQLite file in WAL mode. Event appends and reservations from concurrent
@@ -76,7 +88,13 @@ export class SqliteStore implements Store {
   private flushScheduled = false;
   private closed = false;
   private failure: Error | null = null;
-  private readonly flushWrites: Flush;
+  /** Inline writer (":memory:"), or null when a writer thread writes. */
+  private readonly flushInline: ReturnType<typeof createWriter> | null = null;
+  /** Hands a write to the writer thread (null: inline). */
+  private readonly post: ((p: Pending) => void) | null = null;
+  /** Writes posted to the writer thread and not yet answered, by id. */
+  private readonly waiting = new Map<number, Pending>();
+  private onDrained: (() => void) | null = null;
   private readonly worker: Worker | null = null;
   private readonly stmt;
   private readonly alerts: SqliteAlerts;
@@ -99,13 +117,12 @@ export class SqliteStore implements Store {
     if (before > 0 && before < 3) this.reports.rebuildRollups();
     const synchronous = options.synchronous ?? "full";
     if (options.path === ":memory:") {
-      const flush = createWriter(this.db);
-      this.flushWrites = async (writes) => flush(writes);
+      this.flushInline = createWriter(this.db);
     } else {
       this.worker = new Worker(new URL("./writer-worker.js", import.meta.url), {
         workerData: { path: options.path, synchronous },
       });
-      this.flushWrites = this.workerFlush(this.worker);
+      this.post = this.workerPost(this.worker);
     }
     const db = this.db;
     this.stmt = {
@@ -362,12 +379,16 @@ export class SqliteStore implements Store {
     if (this.failure) return Promise.reject(unavailable(this.failure));
     if (this.closed) return Promise.reject(new TollgateError("UNAVAILABLE", "the store is closing"));
     return new Promise((resolve, reject) => {
-      this.pending.push({ write, afterCommit, resolve, reject });
-      this.schedule();
+      const p: Pending = { write, afterCommit, resolve, reject };
+      if (this.post) this.post(p);
+      else {
+        this.pending.push(p);
+        this.schedule();
+      }
     });
   }
 
-  /** One group in flight at a time; whatever arrives meanwhile forms the next group. */
+  /** Inline writer (":memory:"): one group in flight at a time; whatever arrives meanwhile forms the next group. */
   private schedule(): void {
     if (this.inFlight || this.flushScheduled || this.pending.length === 0) return;
     this.flushScheduled = true;
@@ -388,54 +409,72 @@ export class SqliteStore implements Store {
       process.stderr.write(`group commit: ${group.length} writes\n`);
     let outcome: { results: WriterResult[]; commitSeq: number };
     try {
-      outcome = await this.flushWrites(group.map((p) => p.write));
+      outcome = this.flushInline!(group.map((p) => p.write!));
     } catch (error) {
       for (const p of group) p.reject(unavailable(error));
       return;
     }
-    // Counters learn of new events before any awaiting code runs and could look at them.
-    for (let i = 0; i < group.length; i++) {
-      const p = group[i]!;
-      const r = outcome.results[i];
-      if (p.afterCommit && r?.ok) p.afterCommit(r.inserted, outcome.commitSeq);
-    }
-    for (let i = 0; i < group.length; i++) group[i]!.resolve(outcome.results[i]!);
+    committed(group, outcome.results, outcome.commitSeq);
   }
 
-  private workerFlush(worker: Worker): Flush {
+  /**
+   * Writer thread: each write is posted (cloned) as soon as it is made, so this thread's copy is
+   * garbage at once instead of living, and being promoted, until its commit; the writer queues them
+   * and groups what it holds once this thread has taken the previous group's answer (the "ack":
+   * writer-worker.js). Before, the writes waited here and a group was posted from an immediate after
+   * the previous group's answer had been handled.
+   */
+  private workerPost(worker: Worker): (p: Pending) => void {
     let nextId = 0;
-    const waiting = new Map<
-      number,
-      { resolve: (v: { results: WriterResult[]; commitSeq: number }) => void; reject: (e: Error) => void }
-    >();
+    const waiting = this.waiting;
     const failAll = (error: Error) => {
       this.failure ??= error;
-      for (const w of waiting.values()) w.reject(error);
+      for (const p of waiting.values()) p.reject(unavailable(error));
       waiting.clear();
+      this.drained();
     };
     worker.on(
       "message",
-      (msg: { type: string; id: number; results: WriterResult[]; commitSeq: number; message: string }) => {
-        const w = waiting.get(msg.id);
-        if (!w) return;
-        waiting.delete(msg.id);
-        if (msg.type === "flushed") w.resolve({ results: msg.results, commitSeq: msg.commitSeq });
-        else w.reject(new Error(`group commit failed: ${msg.message}`));
+      (msg: { type: string; ids: number[]; results: WriterResult[]; commitSeq: number; message: string }) => {
+        if (msg.type !== "flushed" && msg.type !== "failed") return;
+        // First: the writer may start on the next group (see writer-worker.js).
+        worker.postMessage({ type: "ack" });
+        const group: Pending[] = new Array(msg.ids.length);
+        for (let i = 0; i < msg.ids.length; i++) {
+          const id = msg.ids[i]!;
+          group[i] = waiting.get(id)!;
+          waiting.delete(id);
+        }
+        if (msg.type === "flushed") committed(group, msg.results, msg.commitSeq);
+        else {
+          const error = unavailable(new Error(`group commit failed: ${msg.message}`));
+          for (const p of group) p.reject(error);
+        }
+        if (waiting.size === 0) this.drained();
       },
     );
     worker.on("error", failAll);
     worker.on("exit", (code) => {
       if (!this.closed) failAll(new Error(`the writer thread exited (${code})`));
     });
-    return (writes) =>
-      new Promise((resolve, reject) => {
-        const id = nextId++;
-        waiting.set(id, { resolve, reject });
-        // Event appends' digest buffers are handed over, not copied (each is its own ArrayBuffer).
-        const transfer: ArrayBuffer[] = [];
-        for (const w of writes) if (w.kind === "events") transfer.push(w.fps.buffer as ArrayBuffer);
-        worker.postMessage({ type: "flush", id, writes }, transfer);
-      });
+    return (p) => {
+      const id = nextId++;
+      const write = p.write!;
+      // An event append's digest buffer is handed over, not copied (it is its own ArrayBuffer).
+      if (write.kind === "events")
+        worker.postMessage({ type: "write", id, write }, [write.fps.buffer as ArrayBuffer]);
+      else worker.postMessage({ type: "write", id, write });
+      // Cloned: this thread's rows are garbage now, not kept (and promoted) until the commit.
+      p.write = null;
+      waiting.set(id, p);
+    };
+  }
+
+  /** Resolves close()'s wait once no write is left in the writer thread. */
+  private drained(): void {
+    const wake = this.onDrained;
+    this.onDrained = null;
+    wake?.();
   }
 
   async scanEvents(
@@ -623,6 +662,7 @@ export class SqliteStore implements Store {
       if (this.inFlight) await this.inFlight;
       else await new Promise((r) => setImmediate(r));
     }
+    while (this.waiting.size > 0) await new Promise<void>((r) => (this.onDrained = r));
     this.closed = true;
     if (this.worker) {
       const closed = new Promise((r) => this.worker!.once("message", r));

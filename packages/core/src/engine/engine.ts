@@ -3,6 +3,7 @@ import { canonicalFlat } from "../canonical.js";
 import type { Clock } from "../clock.js";
 import { invalid, notFound, TollgateError } from "../errors.js";
 import { copyFields } from "../fields.js";
+import type { LedgerEntry } from "../ledger/types.js";
 import { bounds } from "../limits.js";
 import { type Accumulator, createAccumulator, meterMatches } from "../meter/meter.js";
 import { type CalendarUnit, nextWindowStartUtc, windowStartUtc } from "../period/calendar.js";
@@ -470,7 +471,9 @@ export class Engine {
       }
     }
     let flagged: FlaggedEvent[] | undefined;
-    const batch: EventToStore[] = new Array(inputs.length);
+    let batch: EventToStore[] | null = new Array(inputs.length);
+    const events: UsageEvent[] = new Array(inputs.length);
+    let ledgers: (LedgerEntry[] | undefined)[] | undefined;
     let unpriced: (string | undefined)[] | undefined;
     for (let i = 0; i < inputs.length; i++) {
       const b = this.normalizeEvent(workspaceId, inputs[i]!, i, now, classes, termsOf);
@@ -484,29 +487,38 @@ export class Engine {
         });
       }
       batch[i] = b.stored;
+      events[i] = b.stored.event;
       if (b.unknownModel !== undefined) {
         unpriced ??= [];
         unpriced[i] = b.unknownModel;
       }
       if (book.balanceRules.length > 0) {
         const entries = this.balances.usageEntries(book.balanceRules, book.meters, b.stored.event, now);
-        if (entries) b.stored.ledger = entries;
+        if (entries) {
+          b.stored.ledger = entries;
+          ledgers ??= [];
+          ledgers[i] = entries;
+        }
       }
     }
-    const applyIncrements = await this.limiter.prepareIncrements(
-      workspaceId,
-      batch.map((b) => b.event),
-      (id) => this.customerContext(workspaceId, id),
+    const applyIncrements = await this.limiter.prepareIncrements(workspaceId, events, (id) =>
+      this.customerContext(workspaceId, id),
     );
-    const result = await this.store.appendEvents(workspaceId, batch, (inserted, commitSeq) => {
+    // What runs after the commit keeps the events, not their stored forms (fingerprints, JSON).
+    const appended = this.store.appendEvents(workspaceId, batch, (inserted, commitSeq) => {
       applyIncrements(inserted, commitSeq);
       for (const i of inserted) {
-        const b = batch[i]!;
-        if (b.ledger) this.balances.applyCommitted(workspaceId, b.event.customer, b.ledger);
+        const ledger = ledgers?.[i];
+        if (ledger) this.balances.applyCommitted(workspaceId, events[i]!.customer, ledger);
         const model = unpriced?.[i];
         if (model !== undefined) this.onUnpriced?.(workspaceId, model);
       }
     });
+    // The store has what it needs: the stored forms are garbage from here, while the batch waits for
+    // its commit (often a few hundred ms under load: long enough to be copied by every scavenge and
+    // promoted, had this frame kept them).
+    batch = null;
+    const result = await appended;
     if (!result.ok) {
       throw new TollgateError("CONFLICT", `event ${result.id} was already recorded with a different body`, {
         index: result.conflictIndex,

@@ -31,7 +31,7 @@ import {
   TollgateError,
   type UsageEvent,
 } from "@tollgate/core";
-import { Cluster, Redis } from "ioredis";
+import { Cluster, Command, Redis } from "ioredis";
 import { CAS_LUA, CHECK_LUA, FINISH_LUA, INCR_LUA, LOAD_LUA, REBUILD_LUA } from "./scripts.js";
 
 export interface RedisLimiterOptions {
@@ -227,6 +227,28 @@ export class RedisLimiter implements LimiterPort {
     stream.cork();
     this.corked = stream;
     process.nextTick(this.uncork);
+  }
+
+  /** Sockets that have been sent CHECK_LUA (by EVAL): EVALSHA is known to work there. */
+  private readonly checkLoaded = new WeakSet<object>();
+
+  /**
+   * Calls CHECK_LUA with `body`, the RESP encoding of its `n` arguments from the number of keys
+   * on: by EVALSHA, or EVAL on a socket that has not been sent the script yet
+   * (the first call on each connection, as ioredis' defineCommand does) or when `load` is set (the
+   * server answered NOSCRIPT).
+   */
+  private sendCheck(n: number, body: string, load: boolean): Promise<CheckReply> {
+    const redis = this.redis as Redis;
+    const stream = redis.stream as object | undefined;
+    let head: string;
+    if (!load && stream !== undefined && this.checkLoaded.has(stream))
+      head = `*${n + 2}\r\n$7\r\nevalsha\r\n$40\r\n${CHECK_SHA}\r\n`;
+    else {
+      if (stream !== undefined) this.checkLoaded.add(stream);
+      head = `*${n + 2}\r\n$4\r\neval\r\n${CHECK_LUA_BULK}`;
+    }
+    return redis.sendCommand(new RawCommand(head + body)) as Promise<CheckReply>;
   }
 
   private versionKey(workspaceId: string): string {
@@ -680,18 +702,35 @@ export class RedisLimiter implements LimiterPort {
       let reply: CheckReply;
       try {
         // (Called directly, not through call(): no closure per check; any failure is answered below.)
-        this.cork();
-        reply = await this.redis.tgCheck(
-          keys.length,
-          ...keys,
-          t,
-          version,
-          counts,
-          ...rateArgs,
-          ...quotaArgs,
-          ...slotArgs,
-          ...reservationArgs,
-        );
+        if (this.redis instanceof Redis) {
+          // The request is encoded here, in one string (see RawCommand).
+          let body = bulkNumber(keys.length);
+          for (const k of keys) body += bulk(k);
+          body += bulkNumber(t) + bulk(version) + bulk(counts);
+          body = bulkAll(bulkAll(bulkAll(bulkAll(body, rateArgs), quotaArgs), slotArgs), reservationArgs);
+          const n =
+            4 + keys.length + rateArgs.length + quotaArgs.length + slotArgs.length + reservationArgs.length;
+          this.cork();
+          try {
+            reply = await this.sendCheck(n, body, false);
+          } catch (error) {
+            // The script is not in this Redis (flushed, or another server since): EVAL loads it.
+            if (!(error instanceof Error) || !error.message.includes("NOSCRIPT")) throw error;
+            reply = await this.sendCheck(n, body, true);
+          }
+        } else {
+          reply = await this.redis.tgCheck(
+            keys.length,
+            ...keys,
+            t,
+            version,
+            counts,
+            ...rateArgs,
+            ...quotaArgs,
+            ...slotArgs,
+            ...reservationArgs,
+          );
+        }
       } catch (error) {
         // Redis unreachable: each limit's fail_mode answers, and the answer says it is degraded.
         return this.degraded(workspaceId, customer, event, reserve, quotas, rates, slots, t, error);
@@ -1165,6 +1204,38 @@ export class RedisLimiter implements LimiterPort {
       });
     }
   }
+}
+
+const CHECK_SHA = createHash("sha1").update(CHECK_LUA).digest("hex");
+const CHECK_LUA_BULK = bulk(CHECK_LUA);
+const RAW_OPTIONS = { replyEncoding: "utf8" as const };
+
+/**
+ * A request already encoded in RESP (the check script's call): ioredis queues it, writes it and
+ * hands it its reply, but neither copies, flattens nor re-encodes its arguments one by one.
+ */
+class RawCommand extends Command {
+  private readonly payload: string;
+  constructor(payload: string) {
+    super("evalsha", [], RAW_OPTIONS);
+    this.payload = payload;
+  }
+  override toWritable(_socket: object): string {
+    return this.payload;
+  }
+}
+
+/** A RESP bulk string. */
+function bulk(s: string): string {
+  return `$${Buffer.byteLength(s)}\r\n${s}\r\n`;
+}
+function bulkNumber(n: number): string {
+  const s = String(n);
+  return `$${s.length}\r\n${s}\r\n`;
+}
+function bulkAll(body: string, args: (string | number)[]): string {
+  for (const a of args) body += typeof a === "number" ? bulkNumber(a) : bulk(a);
+  return body;
 }
 
 /** CHECK_LUA's counts argument: 3 digits each. */

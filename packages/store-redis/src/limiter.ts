@@ -31,7 +31,8 @@ import {
   TollgateError,
   type UsageEvent,
 } from "@tollgate/core";
-import { Cluster, Redis } from "ioredis";
+import { Cluster, Command, Redis } from "ioredis";
+import { encodeBulk, RespWriter } from "./resp.js";
 import { CAS_LUA, CHECK_LUA, FINISH_LUA, INCR_LUA, LOAD_LUA, REBUILD_LUA } from "./scripts.js";
 
 export interface RedisLimiterOptions {
@@ -227,6 +228,45 @@ export class RedisLimiter implements LimiterPort {
     stream.cork();
     this.corked = stream;
     process.nextTick(this.uncork);
+  }
+
+  /** Sockets that have been sent CHECK_LUA (by EVAL): EVALSHA is known to work there. */
+  private readonly checkLoaded = new WeakSet<object>();
+  /** Encodes the check script's calls. */
+  private readonly resp = new RespWriter();
+  /** Keys as RESP bulk strings (bounded): a check's keys are mostly the same strings again. */
+  private readonly encodedKeys = new Map<string, Buffer>();
+
+  private keyBytes(key: string): Buffer {
+    let b = this.encodedKeys.get(key);
+    if (b === undefined) {
+      if (this.encodedKeys.size >= 50_000) this.encodedKeys.clear();
+      b = encodeBulk(key);
+      this.encodedKeys.set(key, b);
+    }
+    return b;
+  }
+
+  /**
+   * Sends a call of CHECK_LUA encoded by EVALSHA (see checkOnce): as it is, or by EVAL on a socket
+   * that has not been sent the script yet (the first call on each connection, as ioredis'
+   * defineCommand does) or when `load` is set (the server answered NOSCRIPT).
+   */
+  private sendCheck(request: Buffer, load: boolean): Promise<CheckReply> {
+    const redis = this.redis as Redis;
+    const stream = redis.stream as object | undefined;
+    let payload = request;
+    if (load || stream === undefined || !this.checkLoaded.has(stream)) {
+      if (stream !== undefined) this.checkLoaded.add(stream);
+      // "*<count>\r\n" stays; "$7\r\nevalsha\r\n$40\r\n<sha>\r\n" becomes EVAL and the script.
+      const count = request.indexOf(0x0a) + 1;
+      payload = Buffer.concat([
+        request.subarray(0, count),
+        EVAL_CHECK,
+        request.subarray(count + EVALSHA_CHECK.length),
+      ]);
+    }
+    return redis.sendCommand(new RawCommand(payload)) as Promise<CheckReply>;
   }
 
   private versionKey(workspaceId: string): string {
@@ -680,18 +720,44 @@ export class RedisLimiter implements LimiterPort {
       let reply: CheckReply;
       try {
         // (Called directly, not through call(): no closure per check; any failure is answered below.)
-        this.cork();
-        reply = await this.redis.tgCheck(
-          keys.length,
-          ...keys,
-          t,
-          version,
-          counts,
-          ...rateArgs,
-          ...quotaArgs,
-          ...slotArgs,
-          ...reservationArgs,
-        );
+        if (this.redis instanceof Redis) {
+          // The request is encoded here, as bytes (see RawCommand and RespWriter).
+          const w = this.resp;
+          w.begin(
+            6 + keys.length + rateArgs.length + quotaArgs.length + slotArgs.length + reservationArgs.length,
+          );
+          w.bytes(EVALSHA_CHECK);
+          w.number(keys.length);
+          for (const k of keys) w.bytes(this.keyBytes(k));
+          w.number(t);
+          w.string(version);
+          w.string(counts);
+          writeAll(w, rateArgs);
+          writeAll(w, quotaArgs);
+          writeAll(w, slotArgs);
+          writeAll(w, reservationArgs);
+          const request = w.end();
+          this.cork();
+          try {
+            reply = await this.sendCheck(request, false);
+          } catch (error) {
+            // The script is not in this Redis (flushed, or another server since): EVAL loads it.
+            if (!(error instanceof Error) || !error.message.includes("NOSCRIPT")) throw error;
+            reply = await this.sendCheck(request, true);
+          }
+        } else {
+          reply = await this.redis.tgCheck(
+            keys.length,
+            ...keys,
+            t,
+            version,
+            counts,
+            ...rateArgs,
+            ...quotaArgs,
+            ...slotArgs,
+            ...reservationArgs,
+          );
+        }
       } catch (error) {
         // Redis unreachable: each limit's fail_mode answers, and the answer says it is degraded.
         return this.degraded(workspaceId, customer, event, reserve, quotas, rates, slots, t, error);
@@ -1165,6 +1231,35 @@ export class RedisLimiter implements LimiterPort {
       });
     }
   }
+}
+
+/** The check script's call by hash: the command name and the script's SHA-1, as RESP. */
+const EVALSHA_CHECK = encodeBulks(["evalsha", createHash("sha1").update(CHECK_LUA).digest("hex")]);
+/** The same by EVAL (which also loads the script). */
+const EVAL_CHECK = encodeBulks(["eval", CHECK_LUA]);
+const RAW_OPTIONS = { replyEncoding: "utf8" as const };
+
+function encodeBulks(strings: string[]): Buffer {
+  return Buffer.concat(strings.map(encodeBulk));
+}
+
+/**
+ * A request already encoded in RESP (the check script's call): ioredis queues it, writes it and
+ * hands it its reply, but neither copies, flattens nor encodes its arguments one by one.
+ */
+class RawCommand extends Command {
+  private readonly payload: Buffer;
+  constructor(payload: Buffer) {
+    super("evalsha", [], RAW_OPTIONS);
+    this.payload = payload;
+  }
+  override toWritable(_socket: object): Buffer {
+    return this.payload;
+  }
+}
+
+function writeAll(w: RespWriter, args: (string | number)[]): void {
+  for (const a of args) w.string(typeof a === "number" ? String(a) : a);
 }
 
 /** CHECK_LUA's counts argument: 3 digits each. */

@@ -14,6 +14,15 @@ const ALGORITHMS: RateLimitAlgorithm[] = ["sliding_window", "token_bucket", "fix
 
 const tokenBucket: RateLimitConfig = { algorithm: "token_bucket", limit: 10, windowMs: 1000 };
 
+/** Any algorithm, with limits, windows and bursts up to the given sizes. */
+const configs = (limitMax: number, windowMsMax: number, burstMax: number): fc.Arbitrary<RateLimitConfig> =>
+  fc.record({
+    algorithm: fc.constantFrom(...ALGORITHMS),
+    limit: fc.integer({ min: 1, max: limitMax }),
+    windowMs: fc.integer({ min: 1, max: windowMsMax }),
+    burst: fc.option(fc.integer({ min: 1, max: burstMax }), { nil: undefined }),
+  });
+
 describe("RateLimitTable", () => {
   it("stores a copy of each state and returns a copy", () => {
     const table = new RateLimitTable(tokenBucket);
@@ -130,12 +139,7 @@ describe("RateLimitTable", () => {
   });
 
   it("sweeping never changes a decision", () => {
-    const config = fc.record({
-      algorithm: fc.constantFrom(...ALGORITHMS),
-      limit: fc.integer({ min: 1, max: 10 }),
-      windowMs: fc.integer({ min: 1, max: 500 }),
-      burst: fc.option(fc.integer({ min: 1, max: 12 }), { nil: undefined }),
-    });
+    const config = configs(10, 500, 12);
     const request = fc.record({
       advance: fc.integer({ min: 0, max: 200 }),
       key: fc.integer({ min: 0, max: 3 }),
@@ -216,12 +220,7 @@ describe("RateLimitTable", () => {
 });
 
 describe("RateLimitTable.evaluate / commit (no allocation per request)", () => {
-  const config = fc.record({
-    algorithm: fc.constantFrom(...ALGORITHMS),
-    limit: fc.integer({ min: 1, max: 40 }),
-    windowMs: fc.integer({ min: 1, max: 5_000 }),
-    burst: fc.option(fc.integer({ min: 1, max: 60 }), { nil: undefined }),
-  });
+  const config = configs(40, 5_000, 60);
   const request = fc.record({
     key: fc.integer({ min: 0, max: 3 }),
     advance: fc.integer({ min: 0, max: 3_000 }),

@@ -1,4 +1,4 @@
-import { assertInput, assertStateLength, clamp, floorDiv, integerOr } from "./math.js";
+import { assertInput, assertStateLength, clamp, floorDiv, integerOr, pairState, rateResult } from "./math.js";
 import {
   type RateLimitConfig,
   type RateLimitFunction,
@@ -60,18 +60,8 @@ function windowResult(
   retryAfterMs: number,
   out: RateLimitResult | undefined,
 ): RateLimitResult {
-  const remaining = Math.max(0, limit - used);
-  if (out === undefined)
-    return { state: [window, used], decision: { allowed, limit, remaining, resetAt, retryAfterMs } };
-  out.state[0] = window;
-  out.state[1] = used;
-  const d = out.decision;
-  d.allowed = allowed;
-  d.limit = limit;
-  d.remaining = remaining;
-  d.resetAt = resetAt;
-  d.retryAfterMs = retryAfterMs;
-  return out;
+  const state = pairState(out, window, used);
+  return rateResult(out, state, allowed, limit, Math.max(0, limit - used), resetAt, retryAfterMs);
 }
 
 /** From this instant on the state decides exactly as a fresh key would: a table may evict it. */

@@ -1,4 +1,13 @@
-import { assertInput, assertStateLength, ceilDiv, clamp, floorDiv, integerOr } from "./math.js";
+import {
+  assertInput,
+  assertStateLength,
+  ceilDiv,
+  clamp,
+  floorDiv,
+  integerOr,
+  pairState,
+  rateResult,
+} from "./math.js";
 import {
   type RateLimitConfig,
   type RateLimitFunction,
@@ -74,27 +83,15 @@ interface GcraView {
 
 function decide(g: GcraView, next: number, allowed: boolean, retryAfterMs: number): RateLimitResult {
   const tatMs = g.now + floorDiv(next, g.limit);
-  const out = g.out;
-  if (out === undefined)
-    return {
-      state: [tatMs, next - (tatMs - g.now) * g.limit],
-      decision: {
-        allowed,
-        limit: g.capacity,
-        remaining: next < g.tolerance ? floorDiv(g.tolerance - next, g.windowMs) : 0,
-        resetAt: g.now + ceilDiv(next, g.limit),
-        retryAfterMs,
-      },
-    };
-  out.state[0] = tatMs;
-  out.state[1] = next - (tatMs - g.now) * g.limit;
-  const d = out.decision;
-  d.allowed = allowed;
-  d.limit = g.capacity;
-  d.remaining = next < g.tolerance ? floorDiv(g.tolerance - next, g.windowMs) : 0;
-  d.resetAt = g.now + ceilDiv(next, g.limit);
-  d.retryAfterMs = retryAfterMs;
-  return out;
+  return rateResult(
+    g.out,
+    pairState(g.out, tatMs, next - (tatMs - g.now) * g.limit),
+    allowed,
+    g.capacity,
+    next < g.tolerance ? floorDiv(g.tolerance - next, g.windowMs) : 0,
+    g.now + ceilDiv(next, g.limit),
+    retryAfterMs,
+  );
 }
 
 /** From this instant on the state decides exactly as a fresh key would: TAT has passed. */

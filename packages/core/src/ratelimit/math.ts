@@ -1,5 +1,5 @@
 import { assert } from "../errors.js";
-import type { RateLimitConfig, RateLimitRequest } from "./types.js";
+import type { RateLimitConfig, RateLimitRequest, RateLimitResult } from "./types.js";
 
 /**
  * The bounds that keep every rate-limit computation an exact integer below 2^53 (so that doubles, in
@@ -101,4 +101,35 @@ export function clamp(value: number, low: number, high: number): number {
 /** A stored number that should be an integer; anything else (NaN from a broken store) reads as `fallback`. */
 export function integerOr(value: number | undefined, fallback: number): number {
   return value !== undefined && Number.isSafeInteger(value) ? value : fallback;
+}
+
+/**
+ * An evaluation's answer: a new result holding `state`, or, with an `out` (see RateLimitFunction),
+ * `out` with its decision written (`state` is then `out.state`, already filled: see `pairState`).
+ */
+export function rateResult(
+  out: RateLimitResult | undefined,
+  state: number[],
+  allowed: boolean,
+  limit: number,
+  remaining: number,
+  resetAt: number,
+  retryAfterMs: number,
+): RateLimitResult {
+  if (out === undefined) return { state, decision: { allowed, limit, remaining, resetAt, retryAfterMs } };
+  const d = out.decision;
+  d.allowed = allowed;
+  d.limit = limit;
+  d.remaining = remaining;
+  d.resetAt = resetAt;
+  d.retryAfterMs = retryAfterMs;
+  return out;
+}
+
+/** A two-entry state `[a, b]`: a new array, or `out.state` with them written. */
+export function pairState(out: RateLimitResult | undefined, a: number, b: number): number[] {
+  if (out === undefined) return [a, b];
+  out.state[0] = a;
+  out.state[1] = b;
+  return out.state;
 }

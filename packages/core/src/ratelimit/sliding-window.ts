@@ -7,6 +7,7 @@ import {
   integerOr,
   mod,
   rateLimitBounds,
+  rateResult,
 } from "./math.js";
 import {
   type RateLimitConfig,
@@ -154,19 +155,7 @@ function result(
   allowed: boolean,
   retryAfterMs: number,
 ): RateLimitResult {
-  const out = w.out;
-  if (out === undefined)
-    return {
-      state: w.next,
-      decision: { allowed, limit, remaining: Math.max(0, limit - used), resetAt: resetAt(w), retryAfterMs },
-    };
-  const d = out.decision;
-  d.allowed = allowed;
-  d.limit = limit;
-  d.remaining = Math.max(0, limit - used);
-  d.resetAt = resetAt(w);
-  d.retryAfterMs = retryAfterMs;
-  return out;
+  return rateResult(w.out, w.next, allowed, limit, Math.max(0, limit - used), resetAt(w), retryAfterMs);
 }
 
 /** From this instant on the state decides exactly as a fresh key would: a table may evict it. */

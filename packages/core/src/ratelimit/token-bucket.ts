@@ -1,4 +1,13 @@
-import { assertInput, assertStateLength, ceilDiv, clamp, floorDiv, integerOr } from "./math.js";
+import {
+  assertInput,
+  assertStateLength,
+  ceilDiv,
+  clamp,
+  floorDiv,
+  integerOr,
+  pairState,
+  rateResult,
+} from "./math.js";
 import {
   type RateLimitConfig,
   type RateLimitFunction,
@@ -82,27 +91,15 @@ interface BucketView {
 }
 
 function decideBucket(b: BucketView, next: number, allowed: boolean, retryAfterMs: number): RateLimitResult {
-  const out = b.out;
-  if (out === undefined)
-    return {
-      state: [next, b.at],
-      decision: {
-        allowed,
-        limit: b.capacity,
-        remaining: next > 0 ? floorDiv(next, b.windowMs) : 0,
-        resetAt: b.at + ceilDiv(b.full - next, b.limit),
-        retryAfterMs,
-      },
-    };
-  out.state[0] = next;
-  out.state[1] = b.at;
-  const d = out.decision;
-  d.allowed = allowed;
-  d.limit = b.capacity;
-  d.remaining = next > 0 ? floorDiv(next, b.windowMs) : 0;
-  d.resetAt = b.at + ceilDiv(b.full - next, b.limit);
-  d.retryAfterMs = retryAfterMs;
-  return out;
+  return rateResult(
+    b.out,
+    pairState(b.out, next, b.at),
+    allowed,
+    b.capacity,
+    next > 0 ? floorDiv(next, b.windowMs) : 0,
+    b.at + ceilDiv(b.full - next, b.limit),
+    retryAfterMs,
+  );
 }
 
 /** From this instant on the state decides exactly as a fresh key would (the bucket is full again). */

@@ -84,7 +84,6 @@ export class SqliteStore implements Store {
   readonly db: Database.Database;
   private readonly wsSeq = new Map<string, number>();
   private pending: Pending[] = [];
-  private inFlight: Promise<void> | null = null;
   private flushScheduled = false;
   private closed = false;
   private failure: Error | null = null;
@@ -388,20 +387,21 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** Inline writer (":memory:"): one group in flight at a time; whatever arrives meanwhile forms the next group. */
+  /**
+   * Inline writer (":memory:"): what was queued until the next immediate commits as one group (the
+   * commit is synchronous); whatever arrives meanwhile, or while the group's callers resume, forms
+   * the next group.
+   */
   private schedule(): void {
-    if (this.inFlight || this.flushScheduled || this.pending.length === 0) return;
+    if (this.flushScheduled || this.pending.length === 0) return;
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      this.inFlight = this.flushGroup().finally(() => {
-        this.inFlight = null;
-        this.schedule();
-      });
+      this.flushGroup();
     });
   }
 
-  private async flushGroup(): Promise<void> {
+  private flushGroup(): void {
     const group = this.pending;
     this.pending = [];
     if (group.length === 0) return;
@@ -658,10 +658,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     // Everything acknowledged or queued is committed before the file closes.
-    while (this.inFlight || this.pending.length > 0 || this.flushScheduled) {
-      if (this.inFlight) await this.inFlight;
-      else await new Promise((r) => setImmediate(r));
-    }
+    while (this.pending.length > 0 || this.flushScheduled) await new Promise((r) => setImmediate(r));
     while (this.waiting.size > 0) await new Promise<void>((r) => (this.onDrained = r));
     this.closed = true;
     if (this.worker) {

@@ -79,18 +79,64 @@ interface QuotaItem {
   groupKey: string;
   cost: number;
 }
+/**
+ * What this process last saw of one Redis value (a key, or a hash field): the value its next check
+ * expects there (compare-and-set). One object per value, shared by every reference to it, so that a
+ * check reads and writes it without looking it up; `value` undefined when nothing is known.
+ */
+interface Seen {
+  value: string | undefined;
+  /** A rate state's `value` as numbers, when this process wrote it (else parsed from `value`). */
+  state: number[] | undefined;
+}
 interface SubjectRef {
+  workspaceId: string;
   key: string;
+  /** `key` as a RESP bulk string. */
+  keyBytes: Buffer;
   /** Its subject's marker. */
   marker: string;
+  markerBytes: Buffer;
+  /** What was last seen of `key`, valid while `seenEpoch` is the limiter's (see seenOf). */
+  seen: Seen;
+  seenEpoch: number;
+}
+/** What was last seen of a quota counter's field and of its holds' field. */
+interface QuotaSeen {
+  used: Seen;
+  held: Seen;
+  epoch: number;
+}
+interface RateItem {
+  limit: RateLimit;
+  config: RateLimitConfig;
+  /** How long its idle state is kept, in ms, as text. */
+  ttl: string;
+  ref: SubjectRef;
+  cost: number;
+}
+interface CustomerKeys {
+  workspaceId: string;
+  /** The customer's marker: its reservations (x keys, expiry index) are named after it. */
+  marker: string;
+  markerBytes: Buffer;
+  /** The key of its checks' queue in this process. */
+  queue: string;
 }
 interface FamilyRef {
   tag: string;
   /** Its subject's marker. */
   marker: string;
+  markerBytes: Buffer;
   counter: string;
+  counterBytes: Buffer;
   pending: string;
   holds: string;
+  holdsBytes: Buffer;
+  /** Per group (field), what was last seen of its usage and holds. */
+  seen: Map<string, QuotaSeen>;
+  /** Rolling periods: "bucket ms:window ms", as the script takes them ("" for calendar periods). */
+  rollingArg: string;
   start: number;
   end: number | null;
   /** Rolling periods: counters per bucket (field group + "\u0003" + bucket start). */
@@ -126,8 +172,13 @@ export class RedisLimiter implements LimiterPort {
   private readonly clock: Clock;
   private readonly newId: () => string;
   private readonly prefix: string;
-  /** Last value seen per key (and field): the expected values of the next check. */
-  private readonly seen = new Map<string, string>();
+  /**
+   * What was last seen per key (and "key\u0000field" for a hash field): the expected values of the
+   * next check. References (SubjectRef, FamilyRef) hold their entries, resolved again when
+   * `seenEpoch` moves (the map was dropped, see forgetAll).
+   */
+  private readonly seen = new Map<string, Seen>();
+  private seenEpoch = 0;
   /** TTLs of the reservations this process made or found active at start: sweep() expires them. */
   private readonly due = new MinHeap<{ at: number; workspaceId: string; id: string }>((a, b) => a.at - b.at);
   private readonly committing = new Map<string, Promise<unknown>>();
@@ -138,11 +189,14 @@ export class RedisLimiter implements LimiterPort {
   /** Per rate or concurrency limit object: subject → its key and its subject's marker (bounded). */
   private readonly subjectKeys = new WeakMap<object, Map<string, SubjectRef>>();
   /** Per customer context: its tag's marker (its reservations are named after it). */
-  private readonly customerMarkers = new WeakMap<CustomerContext, { workspaceId: string; marker: string }>();
+  private readonly customerMarkers = new WeakMap<CustomerContext, CustomerKeys>();
   /** Per rate limit object: its config and how long its idle state is kept. */
-  private readonly rateConfigs = new WeakMap<RateLimit, { config: RateLimitConfig; ttl: number }>();
-  /** workspace → its definitions version key */
-  private readonly versionKeys = new Map<string, string>();
+  private readonly rateConfigs = new WeakMap<
+    RateLimit,
+    { config: RateLimitConfig; ttl: number; ttlText: string }
+  >();
+  /** workspace → its definitions version key (and as a RESP bulk string) */
+  private readonly versionKeys = new Map<string, { key: string; bytes: Buffer }>();
 
   constructor(context: LimiterContext, options: RedisLimiterOptions) {
     this.store = context.store;
@@ -270,13 +324,17 @@ export class RedisLimiter implements LimiterPort {
   }
 
   private versionKey(workspaceId: string): string {
-    let key = this.versionKeys.get(workspaceId);
-    if (key === undefined) {
+    return this.versionKeyOf(workspaceId).key;
+  }
+  private versionKeyOf(workspaceId: string): { key: string; bytes: Buffer } {
+    let v = this.versionKeys.get(workspaceId);
+    if (v === undefined) {
       if (this.versionKeys.size > 10_000) this.versionKeys.clear();
-      key = this.key(this.tagOf(workspaceId, "*"), "v", "");
-      this.versionKeys.set(workspaceId, key);
+      const key = this.key(this.tagOf(workspaceId, "*"), "v", "");
+      v = { key, bytes: encodeBulk(key) };
+      this.versionKeys.set(workspaceId, v);
     }
-    return key;
+    return v;
   }
 
   static factory(options: RedisLimiterOptions): (context: LimiterContext) => RedisLimiter {
@@ -375,19 +433,13 @@ export class RedisLimiter implements LimiterPort {
         limit.period,
       ]);
       const id = createHash("sha1").update(identity).digest("hex").slice(0, 24);
-      const tag = this.tagOf(workspaceId, subject);
-      return {
-        tag,
-        marker: this.marker(tag),
-        counter: this.key(tag, "q", id),
-        pending: this.key(tag, "p", id),
-        holds: this.key(tag, "h", id),
+      return this.familyRef(this.tagOf(workspaceId, subject), id, {
         start: Number.NEGATIVE_INFINITY,
         end: null,
         rolling: { windowMs, bucketMs },
         from: Math.floor((at - windowMs) / bucketMs) * bucketMs,
         to: undefined,
-      };
+      });
     }
     const zone = limit.scope.kind === "workspace" ? "UTC" : customer.timezone;
     const anchor = limit.scope.kind === "workspace" ? null : customer.billingAnchor;
@@ -401,22 +453,44 @@ export class RedisLimiter implements LimiterPort {
       w.end,
     ]);
     const id = createHash("sha1").update(identity).digest("hex").slice(0, 24);
-    const tag = this.tagOf(workspaceId, subject);
-    return {
-      tag,
-      marker: this.marker(tag),
-      counter: this.key(tag, "q", id),
-      pending: this.key(tag, "p", id),
-      holds: this.key(tag, "h", id),
+    return this.familyRef(this.tagOf(workspaceId, subject), id, {
       start: w.start,
       end: w.end,
       rolling: null,
       from: limit.period === "all_time" ? undefined : w.start,
       to: w.end ?? undefined,
+    });
+  }
+
+  private familyRef(
+    tag: string,
+    id: string,
+    window: Pick<FamilyRef, "start" | "end" | "rolling" | "from" | "to">,
+  ): FamilyRef {
+    const marker = this.marker(tag);
+    const counter = this.key(tag, "q", id);
+    const holds = this.key(tag, "h", id);
+    const rw = window.rolling;
+    return {
+      tag,
+      marker,
+      markerBytes: this.keyBytes(marker),
+      counter,
+      counterBytes: encodeBulk(counter),
+      pending: this.key(tag, "p", id),
+      holds,
+      holdsBytes: encodeBulk(holds),
+      seen: new Map(),
+      rollingArg: rw ? `${rw.bucketMs}:${rw.windowMs}` : "",
+      ...window,
     };
   }
 
-  /** Memoized per limit object (the book's, replaced when definitions change) and subject. */
+  /**
+   * Memoized per limit object (the book's, replaced when definitions change) and subject. (A limit
+   * object belongs to one workspace's book; its key depends on the subject only: a customer's
+   * subject is the customer.)
+   */
   private subjectOf(
     workspaceId: string,
     kind: "rate" | "cc",
@@ -428,15 +502,14 @@ export class RedisLimiter implements LimiterPort {
     const subject =
       limit.subject === "key" ? dimensions.key : limit.subject === "customer" ? customerId : "*";
     if (subject === undefined) return null;
-    let keys = this.subjectKeys.get(limit);
-    if (keys === undefined) {
-      keys = new Map();
-      this.subjectKeys.set(limit, keys);
+    let refs = this.subjectKeys.get(limit);
+    if (refs === undefined) {
+      refs = new Map();
+      this.subjectKeys.set(limit, refs);
     }
-    const memoKey = `${workspaceId}\u0001${customerId}\u0001${subject}`;
-    const known = keys.get(memoKey);
-    if (known !== undefined) return known;
-    if (keys.size > 10_000) keys.clear();
+    const known = refs.get(subject);
+    if (known !== undefined && known.workspaceId === workspaceId) return known;
+    if (refs.size > 10_000) refs.clear();
     const scope = limit.scope.kind === "workspace" ? "ws" : limit.scope.kind;
     // A rate state only means something under its config: the config is part of the key.
     const id = createHash("sha1")
@@ -444,27 +517,98 @@ export class RedisLimiter implements LimiterPort {
       .digest("hex")
       .slice(0, 24);
     const tag = this.tagOf(workspaceId, limit.subject === "customer" ? customerId : "*");
-    const ref = { key: this.key(tag, kind === "rate" ? "r" : "c", id), marker: this.marker(tag) };
-    keys.set(memoKey, ref);
+    const key = this.key(tag, kind === "rate" ? "r" : "c", id);
+    const marker = this.marker(tag);
+    const ref: SubjectRef = {
+      workspaceId,
+      key,
+      keyBytes: encodeBulk(key),
+      marker,
+      markerBytes: this.keyBytes(marker),
+      seen: this.seenOf(key),
+      seenEpoch: this.seenEpoch,
+    };
+    refs.set(subject, ref);
     return ref;
   }
 
-  private rateConfigOf(limit: RateLimit): { config: RateLimitConfig; ttl: number } {
+  // ---- what was last seen ----------------------------------------------------------------------
+
+  private seenOf(key: string): Seen {
+    let s = this.seen.get(key);
+    if (s === undefined) {
+      s = { value: undefined, state: undefined };
+      this.seen.set(key, s);
+    }
+    return s;
+  }
+
+  /** What was last seen of a subject's key. */
+  private refSeen(ref: SubjectRef): Seen {
+    if (ref.seenEpoch !== this.seenEpoch) {
+      ref.seen = this.seenOf(ref.key);
+      ref.seenEpoch = this.seenEpoch;
+    }
+    return ref.seen;
+  }
+
+  /** What was last seen of a quota counter's field and of its holds' field. */
+  private quotaSeen(family: FamilyRef, groupKey: string): QuotaSeen {
+    let q = family.seen.get(groupKey);
+    if (q === undefined || q.epoch !== this.seenEpoch) {
+      q = {
+        used: this.seenOf(`${family.counter}\u0000${groupKey}`),
+        held: this.seenOf(`${family.holds}\u0000${groupKey}`),
+        epoch: this.seenEpoch,
+      };
+      if (family.seen.size >= 1_000) family.seen.clear();
+      family.seen.set(groupKey, q);
+    }
+    return q;
+  }
+
+  private forget(key: string): void {
+    const s = this.seen.get(key);
+    if (s !== undefined) {
+      s.value = undefined;
+      s.state = undefined;
+    }
+  }
+
+  /** Forgets everything seen, and drops the entries (references resolve theirs again). */
+  private forgetAll(): void {
+    for (const s of this.seen.values()) {
+      s.value = undefined;
+      s.state = undefined;
+    }
+    this.seen.clear();
+    this.seenEpoch++;
+  }
+
+  private rateConfigOf(limit: RateLimit): { config: RateLimitConfig; ttl: number; ttlText: string } {
     let c = this.rateConfigs.get(limit);
     if (c === undefined) {
       const config = rateConfig(limit);
-      c = { config, ttl: rateTtlMs(config) };
+      const ttl = rateTtlMs(config);
+      c = { config, ttl, ttlText: String(ttl) };
       this.rateConfigs.set(limit, c);
     }
     return c;
   }
 
-  private customerMarker(workspaceId: string, customer: CustomerContext): string {
+  /** A customer's marker (its reservations are named after it) and the key of its checks' queue. */
+  private customerKeys(workspaceId: string, customer: CustomerContext): CustomerKeys {
     const m = this.customerMarkers.get(customer);
-    if (m !== undefined && m.workspaceId === workspaceId) return m.marker;
+    if (m !== undefined && m.workspaceId === workspaceId) return m;
     const marker = this.marker(this.tagOf(workspaceId, customer.id));
-    this.customerMarkers.set(customer, { workspaceId, marker });
-    return marker;
+    const keys: CustomerKeys = {
+      workspaceId,
+      marker,
+      markerBytes: this.keyBytes(marker),
+      queue: `${workspaceId}\u0000${customer.id}`,
+    };
+    this.customerMarkers.set(customer, keys);
+    return keys;
   }
 
   // ---- check -----------------------------------------------------------------------------------
@@ -476,8 +620,9 @@ export class RedisLimiter implements LimiterPort {
     reserve: { ttlMs: number } | null,
     balance: BalanceGate | null = null,
   ): Promise<CheckResult> {
+    const queue = this.customerKeys(workspaceId, customer).queue;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const result = await this.queues.run(`${workspaceId}\u0000${customer.id}`, () =>
+      const result = await this.queues.run(queue, () =>
         this.checkOnce(workspaceId, customer, event, reserve, balance),
       );
       if (result !== "DEFS") return this.afterCheck(workspaceId, result, balance);
@@ -534,7 +679,7 @@ export class RedisLimiter implements LimiterPort {
     for (const limit of set.quotas) {
       const meter = book.meters.get(limit.meter);
       if (!meter || !quotaApplies(limit, meter, event)) continue;
-      const group = groupOf(limit, event.dimensions);
+      const group = limit.groupBy.length === 0 ? NO_GROUP : groupOf(limit, event.dimensions);
       quotas.push({
         limit,
         meter,
@@ -544,51 +689,60 @@ export class RedisLimiter implements LimiterPort {
         cost: meterValue(meter, event as UsageEvent),
       });
     }
-    const rates: {
-      limit: RateLimit;
-      config: RateLimitConfig;
-      ttl: number;
-      key: string;
-      marker: string;
-      cost: number;
-    }[] = [];
+    const rates: RateItem[] = [];
     for (const r of set.rates) {
       if (r.eventType !== null && r.eventType !== event.type) continue;
-      const { config, ttl } = this.rateConfigOf(r);
+      const { config, ttlText } = this.rateConfigOf(r);
       const ref = this.subjectOf(workspaceId, "rate", r, customer.id, event.dimensions, config);
       if (ref === null) continue;
       const cost = r.value ? (event.values[r.value] ?? 0) : 1;
-      rates.push({ limit: r, config, ttl, key: ref.key, marker: ref.marker, cost });
+      rates.push({ limit: r, config, ttl: ttlText, ref, cost });
     }
-    const slots: { limit: ConcurrencyLimit; key: string; marker: string }[] = [];
+    const slots: { limit: ConcurrencyLimit; ref: SubjectRef }[] = [];
     for (const c of set.concurrency) {
       if (c.eventType !== null && c.eventType !== event.type) continue;
       const ref = this.subjectOf(workspaceId, "cc", c, customer.id, event.dimensions);
-      if (ref !== null) slots.push({ limit: c, key: ref.key, marker: ref.marker });
+      if (ref !== null) slots.push({ limit: c, ref });
     }
 
     // The script's keys and arguments are positional (see CHECK_LUA): the version, the markers of
     // every subject involved and the customer's expiry index first, then the items'.
     // The customer's marker first: its reservations (x keys, expiry index) are named after it.
-    const markers = [this.customerMarker(workspaceId, customer)];
-    for (const q of quotas) if (!markers.includes(q.family.marker)) markers.push(q.family.marker);
-    for (const r of rates) if (!markers.includes(r.marker)) markers.push(r.marker);
-    for (const s of slots) if (!markers.includes(s.marker)) markers.push(s.marker);
-    const head: string[] = [this.versionKey(workspaceId)];
-    for (const marker of markers) head.push(marker);
-    for (const r of rates) head.push(r.key);
-    for (const q of quotas) head.push(q.family.counter, q.family.holds);
-    for (const s of slots) head.push(s.key);
+    const own = this.customerKeys(workspaceId, customer);
+    const markers = [own.marker];
+    const markerBytes = [own.markerBytes];
+    for (const q of quotas)
+      if (!markers.includes(q.family.marker)) {
+        markers.push(q.family.marker);
+        markerBytes.push(q.family.markerBytes);
+      }
+    for (const r of rates)
+      if (!markers.includes(r.ref.marker)) {
+        markers.push(r.ref.marker);
+        markerBytes.push(r.ref.markerBytes);
+      }
+    for (const s of slots)
+      if (!markers.includes(s.ref.marker)) {
+        markers.push(s.ref.marker);
+        markerBytes.push(s.ref.markerBytes);
+      }
     const counts = scriptCounts(markers.length, rates.length, quotas.length, slots.length);
+    const seenRates: Seen[] = rates.map((r) => this.refSeen(r.ref));
+    const seenQuotas: QuotaSeen[] = quotas.map((q) => this.quotaSeen(q.family, q.groupKey));
 
     for (let attempt = 0; attempt < CHECK_ATTEMPTS_MAX; attempt++) {
       const t = this.clock.now();
       const outcomes: LimitOutcome[] = [];
       let code: ErrorCode | undefined;
-      const rateArgs: (string | number)[] = [];
-      for (const r of rates) {
-        const stored = this.seen.get(r.key) ?? "";
-        const result = evaluateRate(r.config, parseState(stored), { cost: r.cost }, t);
+      const rateArgs: string[] = [];
+      /** The admitted states, as numbers (rateArgs holds them as text). */
+      const rateStates: number[][] = [];
+      for (let i = 0; i < rates.length; i++) {
+        const r = rates[i]!;
+        const seen = seenRates[i]!;
+        const stored = seen.value ?? "";
+        const state = seen.state ?? parseState(stored);
+        const result = evaluateRate(r.config, state, { cost: r.cost }, t);
         const d = result.decision;
         const allowed = d.allowed || r.limit.enforcement !== "hard";
         if (!allowed) code ??= "RATE_LIMIT_EXCEEDED";
@@ -604,11 +758,12 @@ export class RedisLimiter implements LimiterPort {
           retryAfterMs: d.allowed ? null : d.retryAfterMs === RETRY_NEVER ? null : d.retryAfterMs,
         });
         rateArgs.push(stored, result.state.join(","), r.ttl);
+        rateStates.push(result.state);
       }
-      const slotArgs: (string | number)[] = [];
-      for (const { limit, key } of slots) {
-        const inUse = Number(this.seen.get(key) ?? "0");
-        const first = this.seen.get(`${key}\u0000first`) ?? "";
+      const slotArgs: string[] = [];
+      for (const { limit, ref } of slots) {
+        const inUse = Number(this.refSeen(ref).value ?? "0");
+        const first = this.seenOf(`${ref.key}\u0000first`).value ?? "";
         const exceeded = inUse >= limit.max;
         const allowed = !exceeded || limit.enforcement !== "hard";
         if (!allowed) code ??= "CONCURRENCY_LIMIT_EXCEEDED";
@@ -626,11 +781,12 @@ export class RedisLimiter implements LimiterPort {
         });
         slotArgs.push(String(inUse), first);
       }
-      const quotaArgs: (string | number)[] = [];
-      for (const q of quotas) {
-        const usedS =
-          this.seen.get(`${q.family.counter}\u0000${q.groupKey}`) ?? (q.family.rolling ? "" : "0");
-        const heldS = this.seen.get(`${q.family.holds}\u0000${q.groupKey}`) ?? "0";
+      const quotaArgs: string[] = [];
+      for (let i = 0; i < quotas.length; i++) {
+        const q = quotas[i]!;
+        const seen = seenQuotas[i]!;
+        const usedS = seen.used.value ?? (q.family.rolling ? "" : "0");
+        const heldS = seen.held.value ?? "0";
         const buckets = q.family.rolling ? parseBuckets(usedS) : null;
         const used = buckets ? buckets.reduce((sum, [, v]) => sum + v, 0) : Number(usedS);
         const held = Number(heldS);
@@ -657,8 +813,7 @@ export class RedisLimiter implements LimiterPort {
                   : null,
           ...(q.limit.groupBy.length ? { group: q.group } : {}),
         });
-        const rw = q.family.rolling;
-        quotaArgs.push(q.groupKey, usedS, heldS, rw ? `${rw.bucketMs}:${rw.windowMs}` : "");
+        quotaArgs.push(q.groupKey, usedS, heldS, q.family.rollingArg);
       }
       if (balance) {
         const b = balance.evaluate(t);
@@ -669,8 +824,9 @@ export class RedisLimiter implements LimiterPort {
       // Only a check that is admitted as a whole stores the new states.
       if (!allowed) for (let i = 0; i < rateArgs.length; i += 3) rateArgs[i + 1] = rateArgs[i]!;
       let record: ReservationRecord | undefined;
-      let keys = head;
-      let reservationArgs: (string | number)[] = [];
+      /** Per hold the reservation adds: its hash (a key after the items'). */
+      let holdKeys: string[] = [];
+      let reservationArgs: string[] = [];
       if (allowed && reserve) {
         const holds = new Map<string, { hash: string; field: string; amount: number }>();
         for (const q of quotas)
@@ -687,12 +843,12 @@ export class RedisLimiter implements LimiterPort {
           event: { type: event.type, values: event.values, dimensions: event.dimensions },
           holds: [...holds].map(([key, h]) => ({ key, amount: h.amount })),
           leases: slots.map((s) => ({
-            key: s.key,
+            key: s.ref.key,
             expiresAt: t + Math.min(reserve.ttlMs, s.limit.leaseTtlMs),
           })),
           rateCharges: rates
             .filter((r) => r.limit.value !== null)
-            .map((r) => ({ key: r.key, value: r.limit.value!, cost: r.cost, config: r.config })),
+            .map((r) => ({ key: r.ref.key, value: r.limit.value!, cost: r.cost, config: r.config })),
           createdAt: t,
           expiresAt: t + reserve.ttlMs,
         };
@@ -700,35 +856,45 @@ export class RedisLimiter implements LimiterPort {
         // What the reservation holds, as FINISH_LUA and the expiry in CHECK_LUA read it back.
         const body: { h: [string, string, string][]; l: string[] } = { h: [], l: [] };
         const holdArgs: string[] = [];
-        keys = head.slice();
+        holdKeys = [];
         for (const h of holds.values()) {
-          keys.push(h.hash);
+          holdKeys.push(h.hash);
           holdArgs.push(h.field, String(h.amount));
           body.h.push([h.hash, h.field, String(h.amount)]);
         }
-        for (const s of slots) body.l.push(s.key);
+        for (const s of slots) body.l.push(s.ref.key);
         reservationArgs = [
           record.id,
           JSON.stringify(body),
-          reserve.ttlMs + 60_000,
-          record.expiresAt,
-          holds.size,
-          ...record.leases.map((l) => l.expiresAt),
+          String(reserve.ttlMs + 60_000),
+          String(record.expiresAt),
+          String(holds.size),
+          ...record.leases.map((l) => String(l.expiresAt)),
           ...holdArgs,
         ];
       }
+      const keyCount = 1 + markers.length + rates.length + 2 * quotas.length + slots.length + holdKeys.length;
       let reply: CheckReply;
       try {
         // (Called directly, not through call(): no closure per check; any failure is answered below.)
         if (this.redis instanceof Redis) {
-          // The request is encoded here, as bytes (see RawCommand and RespWriter).
+          // The request is encoded here, as bytes (see RawCommand and RespWriter), with the keys'
+          // encodings kept by their references.
           const w = this.resp;
           w.begin(
-            6 + keys.length + rateArgs.length + quotaArgs.length + slotArgs.length + reservationArgs.length,
+            6 + keyCount + rateArgs.length + quotaArgs.length + slotArgs.length + reservationArgs.length,
           );
           w.bytes(EVALSHA_CHECK);
-          w.number(keys.length);
-          for (const k of keys) w.bytes(this.keyBytes(k));
+          w.number(keyCount);
+          w.bytes(this.versionKeyOf(workspaceId).bytes);
+          for (const b of markerBytes) w.bytes(b);
+          for (const r of rates) w.bytes(r.ref.keyBytes);
+          for (const q of quotas) {
+            w.bytes(q.family.counterBytes);
+            w.bytes(q.family.holdsBytes);
+          }
+          for (const s of slots) w.bytes(s.ref.keyBytes);
+          for (const k of holdKeys) w.bytes(this.keyBytes(k));
           w.number(t);
           w.string(version);
           w.string(counts);
@@ -746,8 +912,13 @@ export class RedisLimiter implements LimiterPort {
             reply = await this.sendCheck(request, true);
           }
         } else {
+          const keys = [this.versionKey(workspaceId), ...markers];
+          for (const r of rates) keys.push(r.ref.key);
+          for (const q of quotas) keys.push(q.family.counter, q.family.holds);
+          for (const s of slots) keys.push(s.ref.key);
+          keys.push(...holdKeys);
           reply = await this.redis.tgCheck(
-            keys.length,
+            keyCount,
             ...keys,
             t,
             version,
@@ -783,27 +954,37 @@ export class RedisLimiter implements LimiterPort {
       if (status === "STALE") {
         // Per rate limit its state, per quota used and held, per concurrency limit count and first expiry.
         let j = 1;
-        for (const r of rates) this.seen.set(r.key, String(reply[j++] ?? ""));
-        for (const q of quotas) {
-          this.seen.set(`${q.family.counter}\u0000${q.groupKey}`, String(reply[j++]));
-          this.seen.set(`${q.family.holds}\u0000${q.groupKey}`, String(reply[j++]));
+        for (const seen of seenRates) {
+          seen.value = String(reply[j++] ?? "");
+          seen.state = undefined;
+        }
+        for (const seen of seenQuotas) {
+          seen.used.value = String(reply[j++]);
+          seen.held.value = String(reply[j++]);
         }
         for (const s of slots) {
-          this.seen.set(s.key, String(reply[j++]));
-          this.seen.set(`${s.key}\u0000first`, String(reply[j++]));
+          this.refSeen(s.ref).value = String(reply[j++]);
+          this.seenOf(`${s.ref.key}\u0000first`).value = String(reply[j++]);
         }
         continue;
       }
       // OK: what was applied is now the current state.
       if (reply.length > 1) this.markExpired(workspaceId, reply.slice(1).map(String));
       if (!allowed) return { allowed, code, limits: outcomes };
-      for (let i = 0; i < rates.length; i++) this.seen.set(rates[i]!.key, String(rateArgs[3 * i + 1]));
-      if (!record) return { allowed, limits: outcomes };
-      for (const q of quotas) {
-        const hk = `${q.family.holds}\u0000${q.groupKey}`;
-        this.seen.set(hk, String(Number(this.seen.get(hk) ?? "0") + q.cost));
+      for (let i = 0; i < rates.length; i++) {
+        const seen = seenRates[i]!;
+        seen.value = rateArgs[3 * i + 1]!;
+        seen.state = rateStates[i]!;
       }
-      for (const s of slots) this.seen.set(s.key, String(Number(this.seen.get(s.key) ?? "0") + 1));
+      if (!record) return { allowed, limits: outcomes };
+      for (let i = 0; i < quotas.length; i++) {
+        const held = seenQuotas[i]!.held;
+        held.value = String(Number(held.value ?? "0") + quotas[i]!.cost);
+      }
+      for (const s of slots) {
+        const inUse = this.refSeen(s.ref);
+        inUse.value = String(Number(inUse.value ?? "0") + 1);
+      }
       return {
         allowed,
         limits: outcomes,
@@ -969,9 +1150,12 @@ export class RedisLimiter implements LimiterPort {
     // start is looked up at each "}:" in it (one or two), not compared with every tag.
     const starts = new Set<string>();
     for (const tag of tags) starts.add(`${this.prefix}:${tag}:`);
-    for (const key of this.seen.keys()) {
+    for (const [key, seen] of this.seen) {
       const base = key.includes("\u0000") ? key.slice(0, key.indexOf("\u0000")) : key;
-      if (touched.has(base) || startsWithOneOf(key, starts)) this.seen.delete(key);
+      if (touched.has(base) || startsWithOneOf(key, starts)) {
+        seen.value = undefined;
+        seen.state = undefined;
+      }
     }
   }
 
@@ -993,9 +1177,9 @@ export class RedisLimiter implements LimiterPort {
     await this.call(() => this.redis.tgFinish(this.key(tag, "x", r.id), this.key(tag, "e", ""), r.id));
     for (const h of r.holds) {
       const [hash, field] = h.key.split("\u0002") as [string, string];
-      this.seen.delete(`${hash}\u0000${field}`);
+      this.forget(`${hash}\u0000${field}`);
     }
-    for (const l of r.leases) this.seen.delete(l.key);
+    for (const l of r.leases) this.forget(l.key);
   }
 
   // ---- commit / release ------------------------------------------------------------------------
@@ -1035,7 +1219,8 @@ export class RedisLimiter implements LimiterPort {
       if (delta === 0) continue;
       const config = charge.config as RateLimitConfig;
       for (let attempt = 0; attempt < CHECK_ATTEMPTS_MAX; attempt++) {
-        const stored = this.seen.get(charge.key) ?? "";
+        const seen = this.seenOf(charge.key);
+        const stored = seen.value ?? "";
         const next = evaluateRate(
           config,
           parseState(stored),
@@ -1043,11 +1228,12 @@ export class RedisLimiter implements LimiterPort {
           this.clock.now(),
         ).state.join(",");
         const reply = await this.call(() => this.redis.tgCas(charge.key, stored, next, rateTtlMs(config)));
+        seen.state = undefined;
         if (reply === 1) {
-          this.seen.set(charge.key, next);
+          seen.value = next;
           break;
         }
-        this.seen.set(charge.key, String(reply));
+        seen.value = String(reply);
       }
     }
   }
@@ -1201,7 +1387,7 @@ export class RedisLimiter implements LimiterPort {
       for await (const batch of node.scanStream({ match, count: 500 }) as AsyncIterable<string[]>)
         if (batch.length) await node.del(...batch);
     }
-    this.seen.clear();
+    this.forgetAll();
   }
 
   connected(): boolean {
@@ -1214,7 +1400,7 @@ export class RedisLimiter implements LimiterPort {
    * subject (each check also expires its subjects' due reservations, in the script).
    */
   async sweep(now: number): Promise<void> {
-    if (this.seen.size > 100_000) this.seen.clear();
+    if (this.seen.size > 100_000) this.forgetAll();
     while (this.due.size > 0 && this.due.peek()!.at <= now) {
       const { workspaceId, id } = this.due.pop()!;
       // Expires it if still active (Redis unreachable: it stays due, for the subject's next check).
@@ -1351,6 +1537,9 @@ function quotaApplies(
   for (const k in limit.filter) if (event.dimensions[k] !== limit.filter[k]) return false;
   return true;
 }
+
+/** The group of a limit without group_by (never written to). */
+const NO_GROUP: Record<string, string | null> = Object.freeze({});
 
 function groupOf(limit: QuotaLimit, dimensions: Record<string, string>): Record<string, string | null> {
   const g: Record<string, string | null> = {};

@@ -631,7 +631,17 @@ export class RedisLimiter implements LimiterPort {
   }
 
   /** Stores the reservation an admitted check made (outside the subject's queue). */
-  private async afterCheck(
+  private afterCheck(
+    workspaceId: string,
+    result: CheckResult & { record?: ReservationRecord },
+    balance: BalanceGate | null,
+  ): CheckResult | Promise<CheckResult> {
+    // (A check without a reservation has no record: its answer as it is, without another promise.)
+    if (result.record === undefined) return result;
+    return this.storeReservation(workspaceId, result, balance);
+  }
+
+  private async storeReservation(
     workspaceId: string,
     result: CheckResult & { record?: ReservationRecord },
     balance: BalanceGate | null,

@@ -88,6 +88,9 @@ interface Seen {
   value: string | undefined;
   /** A rate state's `value` as numbers, when this process wrote it (else parsed from `value`). */
   state: number[] | undefined;
+  /** The RESP encoding of the string `encoded` (a quota's value, sent as is by every check). */
+  bytes: Buffer | undefined;
+  encoded: string | undefined;
 }
 interface SubjectRef {
   workspaceId: string;
@@ -112,6 +115,7 @@ interface RateItem {
   config: RateLimitConfig;
   /** How long its idle state is kept, in ms, as text. */
   ttl: string;
+  ttlBytes: Buffer;
   ref: SubjectRef;
   cost: number;
 }
@@ -137,6 +141,7 @@ interface FamilyRef {
   seen: Map<string, QuotaSeen>;
   /** Rolling periods: "bucket ms:window ms", as the script takes them ("" for calendar periods). */
   rollingArg: string;
+  rollingArgBytes: Buffer;
   start: number;
   end: number | null;
   /** Rolling periods: counters per bucket (field group + "\u0003" + bucket start). */
@@ -193,7 +198,7 @@ export class RedisLimiter implements LimiterPort {
   /** Per rate limit object: its config and how long its idle state is kept. */
   private readonly rateConfigs = new WeakMap<
     RateLimit,
-    { config: RateLimitConfig; ttl: number; ttlText: string }
+    { config: RateLimitConfig; ttl: number; ttlText: string; ttlBytes: Buffer }
   >();
   /** workspace → its definitions version key (and as a RESP bulk string) */
   private readonly versionKeys = new Map<string, { key: string; bytes: Buffer }>();
@@ -482,6 +487,7 @@ export class RedisLimiter implements LimiterPort {
       holdsBytes: encodeBulk(holds),
       seen: new Map(),
       rollingArg: rw ? `${rw.bucketMs}:${rw.windowMs}` : "",
+      rollingArgBytes: encodeBulk(rw ? `${rw.bucketMs}:${rw.windowMs}` : ""),
       ...window,
     };
   }
@@ -537,7 +543,7 @@ export class RedisLimiter implements LimiterPort {
   private seenOf(key: string): Seen {
     let s = this.seen.get(key);
     if (s === undefined) {
-      s = { value: undefined, state: undefined };
+      s = { value: undefined, state: undefined, bytes: undefined, encoded: undefined };
       this.seen.set(key, s);
     }
     return s;
@@ -585,12 +591,17 @@ export class RedisLimiter implements LimiterPort {
     this.seenEpoch++;
   }
 
-  private rateConfigOf(limit: RateLimit): { config: RateLimitConfig; ttl: number; ttlText: string } {
+  private rateConfigOf(limit: RateLimit): {
+    config: RateLimitConfig;
+    ttl: number;
+    ttlText: string;
+    ttlBytes: Buffer;
+  } {
     let c = this.rateConfigs.get(limit);
     if (c === undefined) {
       const config = rateConfig(limit);
       const ttl = rateTtlMs(config);
-      c = { config, ttl, ttlText: String(ttl) };
+      c = { config, ttl, ttlText: String(ttl), ttlBytes: encodeBulk(String(ttl)) };
       this.rateConfigs.set(limit, c);
     }
     return c;
@@ -702,11 +713,11 @@ export class RedisLimiter implements LimiterPort {
     const rates: RateItem[] = [];
     for (const r of set.rates) {
       if (r.eventType !== null && r.eventType !== event.type) continue;
-      const { config, ttlText } = this.rateConfigOf(r);
+      const { config, ttlText, ttlBytes } = this.rateConfigOf(r);
       const ref = this.subjectOf(workspaceId, "rate", r, customer.id, event.dimensions, config);
       if (ref === null) continue;
       const cost = r.value ? (event.values[r.value] ?? 0) : 1;
-      rates.push({ limit: r, config, ttl: ttlText, ref, cost });
+      rates.push({ limit: r, config, ttl: ttlText, ttlBytes, ref, cost });
     }
     const slots: { limit: ConcurrencyLimit; ref: SubjectRef }[] = [];
     for (const c of set.concurrency) {
@@ -744,6 +755,7 @@ export class RedisLimiter implements LimiterPort {
       const t = this.clock.now();
       const outcomes: LimitOutcome[] = [];
       let code: ErrorCode | undefined;
+      /** Per rate limit its expected state and its new one (the expected one unless admitted). */
       const rateArgs: string[] = [];
       /** The admitted states, as numbers (rateArgs holds them as text). */
       const rateStates: number[][] = [];
@@ -767,7 +779,7 @@ export class RedisLimiter implements LimiterPort {
           resetAt: d.resetAt,
           retryAfterMs: d.allowed ? null : d.retryAfterMs === RETRY_NEVER ? null : d.retryAfterMs,
         });
-        rateArgs.push(stored, result.state.join(","), r.ttl);
+        rateArgs.push(stored, result.state.join(","));
         rateStates.push(result.state);
       }
       const slotArgs: string[] = [];
@@ -791,7 +803,6 @@ export class RedisLimiter implements LimiterPort {
         });
         slotArgs.push(String(inUse), first);
       }
-      const quotaArgs: string[] = [];
       for (let i = 0; i < quotas.length; i++) {
         const q = quotas[i]!;
         const seen = seenQuotas[i]!;
@@ -823,7 +834,6 @@ export class RedisLimiter implements LimiterPort {
                   : null,
           ...(q.limit.groupBy.length ? { group: q.group } : {}),
         });
-        quotaArgs.push(q.groupKey, usedS, heldS, q.family.rollingArg);
       }
       if (balance) {
         const b = balance.evaluate(t);
@@ -832,7 +842,7 @@ export class RedisLimiter implements LimiterPort {
       }
       const allowed = code === undefined;
       // Only a check that is admitted as a whole stores the new states.
-      if (!allowed) for (let i = 0; i < rateArgs.length; i += 3) rateArgs[i + 1] = rateArgs[i]!;
+      if (!allowed) for (let i = 0; i < rateArgs.length; i += 2) rateArgs[i + 1] = rateArgs[i]!;
       let record: ReservationRecord | undefined;
       /** Per hold the reservation adds: its hash (a key after the items'). */
       let holdKeys: string[] = [];
@@ -892,7 +902,7 @@ export class RedisLimiter implements LimiterPort {
           // encodings kept by their references.
           const w = this.resp;
           w.begin(
-            6 + keyCount + rateArgs.length + quotaArgs.length + slotArgs.length + reservationArgs.length,
+            6 + keyCount + 3 * rates.length + 4 * quotas.length + slotArgs.length + reservationArgs.length,
           );
           w.bytes(EVALSHA_CHECK);
           w.number(keyCount);
@@ -908,8 +918,20 @@ export class RedisLimiter implements LimiterPort {
           w.number(t);
           w.string(version);
           w.string(counts);
-          writeAll(w, rateArgs);
-          writeAll(w, quotaArgs);
+          for (let i = 0; i < rates.length; i++) {
+            w.string(rateArgs[2 * i]!);
+            w.string(rateArgs[2 * i + 1]!);
+            w.bytes(rates[i]!.ttlBytes);
+          }
+          for (let i = 0; i < quotas.length; i++) {
+            const q = quotas[i]!;
+            const seen = seenQuotas[i]!;
+            if (q.groupKey === "{}") w.bytes(NO_GROUP_BYTES);
+            else w.string(q.groupKey);
+            w.bytes(bulkOf(seen.used, q.family.rolling ? "" : "0"));
+            w.bytes(bulkOf(seen.held, "0"));
+            w.bytes(q.family.rollingArgBytes);
+          }
           writeAll(w, slotArgs);
           writeAll(w, reservationArgs);
           const request = w.end();
@@ -927,14 +949,26 @@ export class RedisLimiter implements LimiterPort {
           for (const q of quotas) keys.push(q.family.counter, q.family.holds);
           for (const s of slots) keys.push(s.ref.key);
           keys.push(...holdKeys);
+          const args: string[] = [];
+          for (let i = 0; i < rates.length; i++)
+            args.push(rateArgs[2 * i]!, rateArgs[2 * i + 1]!, rates[i]!.ttl);
+          for (let i = 0; i < quotas.length; i++) {
+            const q = quotas[i]!;
+            const seen = seenQuotas[i]!;
+            args.push(
+              q.groupKey,
+              seen.used.value ?? (q.family.rolling ? "" : "0"),
+              seen.held.value ?? "0",
+              q.family.rollingArg,
+            );
+          }
           reply = await this.redis.tgCheck(
             keyCount,
             ...keys,
             t,
             version,
             counts,
-            ...rateArgs,
-            ...quotaArgs,
+            ...args,
             ...slotArgs,
             ...reservationArgs,
           );
@@ -983,7 +1017,7 @@ export class RedisLimiter implements LimiterPort {
       if (!allowed) return { allowed, code, limits: outcomes };
       for (let i = 0; i < rates.length; i++) {
         const seen = seenRates[i]!;
-        seen.value = rateArgs[3 * i + 1]!;
+        seen.value = rateArgs[2 * i + 1]!;
         seen.state = rateStates[i]!;
       }
       if (!record) return { allowed, limits: outcomes };
@@ -1453,6 +1487,18 @@ class RawCommand extends Command {
     return this.payload;
   }
 }
+
+/** The RESP encoding of what was last seen (`fallback` when nothing), kept while it is the same. */
+function bulkOf(seen: Seen, fallback: string): Buffer {
+  const value = seen.value ?? fallback;
+  if (seen.encoded !== value || seen.bytes === undefined) {
+    seen.bytes = encodeBulk(value);
+    seen.encoded = value;
+  }
+  return seen.bytes;
+}
+
+const NO_GROUP_BYTES = encodeBulk("{}");
 
 function writeAll(w: RespWriter, args: (string | number)[]): void {
   for (const a of args) w.string(typeof a === "number" ? String(a) : a);

@@ -265,6 +265,8 @@ export class RedisLimiter implements LimiterPort {
   private readonly versions = new Map<string, string>();
   /** Checks of one subject in this process run one at a time (only other processes then contend). */
   private readonly queues = new KeyedQueue();
+  /** Checks sent and not answered yet. */
+  private sent = 0;
   /** The connection's socket while it is corked (until the end of the tick), else null. */
   private corked: NodeJS.WritableStream | null = null;
   private readonly uncork = (): void => {
@@ -279,9 +281,11 @@ export class RedisLimiter implements LimiterPort {
    * Redis make one system call for many of them. (ioredis' enableAutoPipelining batches too, but
    * builds a Pipeline per batch: measured here, its garbage collection ate what the fewer writes
    * saved in this process.) A single Redis only: a cluster client writes to several sockets.
+   * A check sent while no other is awaiting its answer is written at once: one check at a time
+   * gains nothing from a batch and would pay for the buffering (and a writev for one request).
    */
   private cork(): void {
-    if (this.corked !== null || !(this.redis instanceof Redis)) return;
+    if (this.corked !== null || this.sent === 0 || !(this.redis instanceof Redis)) return;
     const stream = this.redis.stream as (NodeJS.WritableStream & { cork(): void }) | undefined;
     if (!stream) return;
     stream.cork();
@@ -936,12 +940,15 @@ export class RedisLimiter implements LimiterPort {
           writeAll(w, reservationArgs);
           const request = w.end();
           this.cork();
+          this.sent++;
           try {
             reply = await this.sendCheck(request, false);
           } catch (error) {
             // The script is not in this Redis (flushed, or another server since): EVAL loads it.
             if (!(error instanceof Error) || !error.message.includes("NOSCRIPT")) throw error;
             reply = await this.sendCheck(request, true);
+          } finally {
+            this.sent--;
           }
         } else {
           const keys = [this.versionKey(workspaceId), ...markers];

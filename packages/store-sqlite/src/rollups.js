@@ -64,13 +64,45 @@ export function prepareRollupStatements(db) {
 }
 
 /**
+ * The innermost map (type → cell) of an index ws → bucket → dims → customer → type, made as needed.
+ * Nested maps rather than one joined key: no key string is built, flattened and hashed per event
+ * (the dims JSON alone is ~45 characters), and no separator inside a customer or type can make two
+ * cells one.
+ */
+function typeMap(index, ws, bucket, dims, customer) {
+  let byBucket = index.get(ws);
+  if (byBucket === undefined) {
+    byBucket = new Map();
+    index.set(ws, byBucket);
+  }
+  let byDims = byBucket.get(bucket);
+  if (byDims === undefined) {
+    byDims = new Map();
+    byBucket.set(bucket, byDims);
+  }
+  let byCustomer = byDims.get(dims);
+  if (byCustomer === undefined) {
+    byCustomer = new Map();
+    byDims.set(dims, byCustomer);
+  }
+  let byType = byCustomer.get(customer);
+  if (byType === undefined) {
+    byType = new Map();
+    byCustomer.set(customer, byType);
+  }
+  return byType;
+}
+
+/**
  * The rollup contributions of a set of newly inserted events, aggregated in memory first so that a
  * group commit of thousands of events writes one row per distinct (hour, customer, type, dimensions).
  */
 export class RollupBatch {
   constructor() {
-    /** key → cell */
-    this.cells = new Map();
+    /** The cells, in the order they were made. */
+    this.cells = [];
+    /** ws → bucket → dims → customer → type → cell (typeMap). */
+    this.index = new Map();
     /** ws \0 workflow \0 run → run cell */
     this.runs = new Map();
   }
@@ -92,11 +124,12 @@ export class RollupBatch {
       }
     }
     const bucket = Math.floor(ts / HOUR_MS) * HOUR_MS;
-    const key = `${ws}\u0000${bucket}\u0000${customer}\u0000${type}\u0000${dims}`;
-    let cell = this.cells.get(key);
+    const byType = typeMap(this.index, ws, bucket, dims, customer);
+    let cell = byType.get(type);
     if (cell === undefined) {
       cell = { ws, bucket, customer, type, dims, events: 0, vals: {} };
-      this.cells.set(key, cell);
+      byType.set(type, cell);
+      this.cells.push(cell);
     }
     cell.events++;
     for (const k in vals) cell.vals[k] = (cell.vals[k] ?? 0) + vals[k];
@@ -130,28 +163,30 @@ export class RollupBatch {
   }
 
   clear() {
-    this.cells.clear();
+    this.cells = [];
+    this.index.clear();
     this.runs.clear();
   }
 
   get size() {
-    return this.cells.size + this.runs.size;
+    return this.cells.length + this.runs.size;
   }
 
   /** Writes the hour and day rows and the runs (inside the caller's transaction); a null statement skips its table. */
   write(stmts) {
-    const days = new Map();
-    for (const c of this.cells.values()) {
+    const days = [];
+    const dayIndex = new Map();
+    for (const c of this.cells) {
       const v = c.vals;
       const valsJson = canonicalSums(v);
       const row = [c.events, v.tokens_in ?? 0, v.tokens_out ?? 0, v.steps ?? 0, v.cost ?? 0];
       stmts.hour.run(c.ws, c.bucket, c.customer, c.type, c.dims, ...row, valsJson);
       if (stmts.day === null) continue;
       const day = Math.floor(c.bucket / DAY_MS) * DAY_MS;
-      const dk = `${c.ws}\u0000${day}\u0000${c.customer}\u0000${c.type}\u0000${c.dims}`;
-      const d = days.get(dk);
-      if (d === undefined)
-        days.set(dk, {
+      const byType = typeMap(dayIndex, c.ws, day, c.dims, c.customer);
+      const d = byType.get(c.type);
+      if (d === undefined) {
+        const cell = {
           ws: c.ws,
           bucket: day,
           customer: c.customer,
@@ -159,13 +194,15 @@ export class RollupBatch {
           dims: c.dims,
           events: c.events,
           vals: { ...v },
-        });
-      else {
+        };
+        byType.set(c.type, cell);
+        days.push(cell);
+      } else {
         d.events += c.events;
         for (const k in v) d.vals[k] = (d.vals[k] ?? 0) + v[k];
       }
     }
-    for (const d of days.values()) {
+    for (const d of days) {
       const v = d.vals;
       stmts.day.run(
         d.ws,
@@ -180,7 +217,8 @@ export class RollupBatch {
         v.cost ?? 0,
       );
     }
-    this.cells.clear();
+    this.cells = [];
+    this.index.clear();
     // Runs not written are kept for a later write (a rebuild writes them once, at the end).
     if (stmts.run === null) return;
     for (const r of this.runs.values()) {

@@ -590,35 +590,38 @@ export class Engine {
     const priced = copyFields(values);
     let pricing: ReturnType<Pricing["price"]>;
     try {
-      pricing = this.pricing.price(workspaceId, priced, dimensions, timestamp, `events[${index}].`);
+      pricing = this.pricing.price(workspaceId, priced, dimensions, timestamp, index);
     } catch (e) {
       if (e instanceof TollgateError) throw new TollgateError(e.code, e.message, { ...e.details, index });
       throw e;
     }
-    const event: UsageEvent = {
-      id: input.id,
-      type: input.type,
-      customer: input.customer,
-      timestamp,
-      values: priced,
-      dimensions,
-    };
+    // The event and its stored form are built whole, with or without priceRow, not given it as a
+    // property afterwards (a new hidden class and a property store for each, per event).
+    const priceRow = pricing.kind === "priced" ? pricing.rowId : undefined;
+    const event: UsageEvent =
+      priceRow === undefined
+        ? { id: input.id, type: input.type, customer: input.customer, timestamp, values: priced, dimensions }
+        : {
+            id: input.id,
+            type: input.type,
+            customer: input.customer,
+            timestamp,
+            values: priced,
+            dimensions,
+            priceRow,
+          };
     const valuesJson = canonicalFlat(input.values);
     const dimensionsJson = canonicalFlat(input.dimensions);
     // Field order is fixed here, and values/dimensions are canonical: a retry with keys in another
     // order is still the same body.
     const fingerprint = `${JSON.stringify(input.id)}\u0000${JSON.stringify(input.type)}\u0000${JSON.stringify(input.customer)}\u0000${input.timestamp === undefined ? "" : JSON.stringify(input.timestamp)}\u0000${input.values === undefined ? "" : valuesJson}\u0000${input.dimensions === undefined ? "" : dimensionsJson}`;
-    const stored: EventToStore = {
-      event,
-      fingerprint,
-      valuesJson: pricing.kind === "none" ? valuesJson : canonicalFlat(priced),
-      // Derived dimensions (model_class) are stored; the fingerprint keeps the client's body.
-      dimensionsJson: derived ? canonicalFlat(dimensions) : dimensionsJson,
-    };
-    if (pricing.kind === "priced") {
-      stored.priceRow = pricing.rowId;
-      event.priceRow = pricing.rowId;
-    }
+    const storedValues = pricing.kind === "none" ? valuesJson : canonicalFlat(priced);
+    // Derived dimensions (model_class) are stored; the fingerprint keeps the client's body.
+    const storedDimensions = derived ? canonicalFlat(dimensions) : dimensionsJson;
+    const stored: EventToStore =
+      priceRow === undefined
+        ? { event, fingerprint, valuesJson: storedValues, dimensionsJson: storedDimensions }
+        : { event, fingerprint, valuesJson: storedValues, dimensionsJson: storedDimensions, priceRow };
     const out: { stored: EventToStore; unknownModel?: string; notIncluded?: string } =
       pricing.kind === "none" && pricing.unknownModel !== undefined
         ? { stored, unknownModel: pricing.unknownModel }

@@ -124,11 +124,15 @@ export class Pricing {
     values: Record<string, number>,
     dimensions: Record<string, string>,
     at: number,
-    fieldPrefix: string,
+    /**
+     * Before the field names of errors: a string, or the event's index in a batch (for
+     * `events[i].`), so that a batch does not build one prefix per event for errors it rarely has.
+     */
+    fieldPrefix: string | number,
   ): EventPricing {
     const own = values.cost as unknown;
     if (own !== undefined) {
-      values.cost = ownCost(own, `${fieldPrefix}values.cost`);
+      values.cost = ownCost(own, `${prefixText(fieldPrefix)}values.cost`);
       return { kind: "own" };
     }
     const model = dimensions.model;
@@ -152,7 +156,7 @@ export class Pricing {
     // Rows are refused with more than 6 decimals per 1M tokens (putPrice), so this cannot happen.
     if (pico === null || pico > BigInt(Number.MAX_SAFE_INTEGER)) {
       throw invalid(`the event's cost ${formatPicoUsd(result.cost / 1000n)} USD cannot be stored exactly`, {
-        field: `${fieldPrefix}values`,
+        field: `${prefixText(fieldPrefix)}values`,
       });
     }
     values.cost = Number(pico);
@@ -320,7 +324,13 @@ function ownCost(v: unknown, field: string): number {
   return Number(pico);
 }
 
-function withPrefix(e: TollgateError, prefix: string): TollgateError {
+/** A price() field prefix as text: an index i is `events[i].`. */
+function prefixText(prefix: string | number): string {
+  return typeof prefix === "number" ? `events[${prefix}].` : prefix;
+}
+
+function withPrefix(e: TollgateError, fieldPrefix: string | number): TollgateError {
+  const prefix = prefixText(fieldPrefix);
   if (!prefix) return e;
   const field = e.details?.field;
   return new TollgateError(e.code, e.message, {

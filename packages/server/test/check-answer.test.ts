@@ -126,6 +126,31 @@ describe("POST /v1/check's answer", () => {
     );
   });
 
+  it("stays the reference text check after check when limits of the same id change", () => {
+    // A few ids only, so that the leading fields written for an id are reused by later answers and
+    // must be rewritten whenever kind, enforcement, limit, allowed or exceeded differ.
+    const sameIds = outcome.chain((o) =>
+      fc
+        .record({
+          id: fc.constantFrom("rpm-per-key", "monthly-tokens", 'q"uote'),
+          limit: fc.constantFrom(6000, 1e12, -0, 0, Number.NaN),
+        })
+        .map(({ id, limit }) => ({ ...o, id, limit })),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(sameIds, { maxLength: 4 }), { minLength: 2, maxLength: 12 }),
+        (answers) => {
+          for (const limits of answers) {
+            const r = { allowed: true, limits } as CheckResult;
+            expect(checkAnswerJson(r)).toBe(referenceAnswer(r));
+          }
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
   it("keeps the answer of a typical check (3 limits) as API.md shows it", () => {
     const r: CheckResult = {
       allowed: true,

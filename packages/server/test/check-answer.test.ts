@@ -127,15 +127,17 @@ describe("POST /v1/check's answer", () => {
   });
 
   it("stays the reference text check after check when limits of the same id change", () => {
-    // A few ids only, so that the leading fields written for an id are reused by later answers and
-    // must be rewritten whenever kind, enforcement, limit, allowed or exceeded differ.
+    // A few ids and reset instants only, so that the leading fields and reset_at written for an id
+    // are reused by later answers and must be rewritten whenever kind, enforcement, limit, allowed,
+    // exceeded or the reset instant differ.
     const sameIds = outcome.chain((o) =>
       fc
         .record({
           id: fc.constantFrom("rpm-per-key", "monthly-tokens", 'q"uote'),
           limit: fc.constantFrom(6000, 1e12, -0, 0, Number.NaN),
+          resetAt: fc.constantFrom(null, Date.UTC(2026, 11, 1), Date.UTC(2026, 10, 23, 19, 9, 59, 999), 0.5),
         })
-        .map(({ id, limit }) => ({ ...o, id, limit })),
+        .map(({ id, limit, resetAt }) => ({ ...o, id, limit, resetAt })),
     );
     fc.assert(
       fc.property(

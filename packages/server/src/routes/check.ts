@@ -27,6 +27,9 @@ interface Head {
   allowed: boolean;
   exceeded: boolean;
   text: string;
+  /** The last reset_at written for this limit (a quota's is the same until its period ends), and its text. */
+  resetAt: number | null | undefined;
+  resetText: string;
 }
 /** By limit id: the last head written for it (rewritten when any of its fields differs). */
 const heads = new Map<string, Head>();
@@ -38,7 +41,7 @@ const HEADS_MAX = 4096;
  * string (building it took a dozen concatenations and three PLAIN tests per limit and check, and
  * the answer's pieces are copied one by one when it is flattened to be sent).
  */
-function headOf(o: LimitOutcome): string {
+function headOf(o: LimitOutcome): Head {
   const h = heads.get(o.id);
   if (
     h !== undefined &&
@@ -48,7 +51,7 @@ function headOf(o: LimitOutcome): string {
     h.allowed === o.allowed &&
     h.exceeded === o.exceeded
   )
-    return h.text;
+    return h;
   // join: a flat string (a chain of + is a tree of pieces, copied piece by piece each time it is sent).
   const text = [
     `{"id":${str(o.id)}`,
@@ -60,15 +63,26 @@ function headOf(o: LimitOutcome): string {
     `,"remaining":`,
   ].join("");
   if (h === undefined && heads.size >= HEADS_MAX) heads.clear();
-  heads.set(o.id, {
+  const head: Head = {
     kind: o.kind,
     enforcement: o.enforcement,
     limit: o.limit,
     allowed: o.allowed,
     exceeded: o.exceeded,
     text,
-  });
-  return text;
+    resetAt: undefined,
+    resetText: "",
+  };
+  heads.set(o.id, head);
+  return head;
+}
+
+/** `,"reset_at":…` of an outcome, reused while the limit's reset instant stays the same. */
+function resetOf(h: Head, resetAt: number | null): string {
+  if (resetAt === h.resetAt) return h.resetText;
+  h.resetAt = resetAt;
+  h.resetText = resetAt === null ? `,"reset_at":null` : `,"reset_at":${instant(resetAt)}`;
+  return h.resetText;
 }
 
 /**
@@ -78,10 +92,11 @@ function headOf(o: LimitOutcome): string {
  * it (packages/server/test/check-answer.test.ts pins the two together).
  */
 export function outcomeJson(o: LimitOutcome): string {
-  let json = headOf(o) + num(o.remaining);
+  const head = headOf(o);
+  let json = head.text + num(o.remaining);
   if (o.used !== undefined) json += `,"used":${num(o.used)}`;
   if (o.reserved !== undefined) json += `,"reserved":${num(o.reserved)}`;
-  json += o.resetAt === null ? `,"reset_at":null` : `,"reset_at":${instant(o.resetAt)}`;
+  json += resetOf(head, o.resetAt);
   if (o.retryAfterMs !== null) json += `,"retry_after":${num(Math.ceil(o.retryAfterMs / 1000))}`;
   if (o.group) json += `,"group":${JSON.stringify(o.group)}`;
   return `${json}}`;

@@ -40,17 +40,21 @@ export function installOverloadProtection(
   const o = { ...DEFAULT_OVERLOAD, ...options };
   let inFlight = 0;
   let lagging = false;
-  const histogram = monitorEventLoopDelay({ resolution: 20 });
-  histogram.enable();
-  const timer = setInterval(() => {
-    lagging = o.maxEventLoopDelayMs > 0 && histogram.max / 1e6 > o.maxEventLoopDelayMs;
-    histogram.reset();
-  }, 500);
-  timer.unref();
-  app.addHook("onClose", async () => {
-    clearInterval(timer);
-    histogram.disable();
-  });
+  // The event loop's delay is sampled only when it can shed (maxEventLoopDelayMs > 0): otherwise the
+  // sampling timer (every 20 ms) and the histogram's reset (every 500 ms) would run for nothing.
+  if (o.maxEventLoopDelayMs > 0) {
+    const histogram = monitorEventLoopDelay({ resolution: 20 });
+    histogram.enable();
+    const timer = setInterval(() => {
+      lagging = histogram.max / 1e6 > o.maxEventLoopDelayMs;
+      histogram.reset();
+    }, 500);
+    timer.unref();
+    app.addHook("onClose", async () => {
+      clearInterval(timer);
+      histogram.disable();
+    });
+  }
 
   const counted = Symbol("overload.counted");
   // Callback hooks (not async ones): each async hook costs every request a promise and a microtask.

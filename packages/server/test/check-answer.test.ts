@@ -126,6 +126,33 @@ describe("POST /v1/check's answer", () => {
     );
   });
 
+  it("stays the reference text check after check when limits of the same id change", () => {
+    // A few ids and reset instants only, so that the leading fields and reset_at written for an id
+    // are reused by later answers and must be rewritten whenever kind, enforcement, limit, allowed,
+    // exceeded or the reset instant differ.
+    const sameIds = outcome.chain((o) =>
+      fc
+        .record({
+          id: fc.constantFrom("rpm-per-key", "monthly-tokens", 'q"uote'),
+          limit: fc.constantFrom(6000, 1e12, -0, 0, Number.NaN),
+          resetAt: fc.constantFrom(null, Date.UTC(2026, 11, 1), Date.UTC(2026, 10, 23, 19, 9, 59, 999), 0.5),
+        })
+        .map(({ id, limit, resetAt }) => ({ ...o, id, limit, resetAt })),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(sameIds, { maxLength: 4 }), { minLength: 2, maxLength: 12 }),
+        (answers) => {
+          for (const limits of answers) {
+            const r = { allowed: true, limits } as CheckResult;
+            expect(checkAnswerJson(r)).toBe(referenceAnswer(r));
+          }
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
   it("keeps the answer of a typical check (3 limits) as API.md shows it", () => {
     const r: CheckResult = {
       allowed: true,

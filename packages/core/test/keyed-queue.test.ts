@@ -46,7 +46,8 @@ describe("KeyedQueue", () => {
           }
           const settled = await Promise.all(results);
           // Every task ran once, in queue order per key; a failure did not stop the next.
-          settled.forEach((s, i) => expect(s).toEqual(tasks[i]!.fail ? { error: `task ${i}` } : { ok: i }));
+          for (const [i, s] of settled.entries())
+            expect(s).toEqual(tasks[i]!.fail ? { error: `task ${i}` } : { ok: i });
           for (const [key, seen] of order)
             expect(seen).toEqual(tasks.flatMap((t, i) => (t.key === key ? [i] : [])));
           await tick();

@@ -70,27 +70,17 @@ export function prepareRollupStatements(db) {
  * cells one.
  */
 function typeMap(index, ws, bucket, dims, customer) {
-  let byBucket = index.get(ws);
-  if (byBucket === undefined) {
-    byBucket = new Map();
-    index.set(ws, byBucket);
+  return child(child(child(child(index, ws), bucket), dims), customer);
+}
+
+/** The map under `key` in `map`, made as needed. */
+function child(map, key) {
+  let m = map.get(key);
+  if (m === undefined) {
+    m = new Map();
+    map.set(key, m);
   }
-  let byDims = byBucket.get(bucket);
-  if (byDims === undefined) {
-    byDims = new Map();
-    byBucket.set(bucket, byDims);
-  }
-  let byCustomer = byDims.get(dims);
-  if (byCustomer === undefined) {
-    byCustomer = new Map();
-    byDims.set(dims, byCustomer);
-  }
-  let byType = byCustomer.get(customer);
-  if (byType === undefined) {
-    byType = new Map();
-    byCustomer.set(customer, byType);
-  }
-  return byType;
+  return m;
 }
 
 /**

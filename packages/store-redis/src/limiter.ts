@@ -480,6 +480,7 @@ export class RedisLimiter implements LimiterPort {
     const counter = this.key(tag, "q", id);
     const holds = this.key(tag, "h", id);
     const rw = window.rolling;
+    const rollingArg = rw ? `${rw.bucketMs}:${rw.windowMs}` : "";
     return {
       tag,
       marker,
@@ -490,8 +491,8 @@ export class RedisLimiter implements LimiterPort {
       holds,
       holdsBytes: encodeBulk(holds),
       seen: new Map(),
-      rollingArg: rw ? `${rw.bucketMs}:${rw.windowMs}` : "",
-      rollingArgBytes: encodeBulk(rw ? `${rw.bucketMs}:${rw.windowMs}` : ""),
+      rollingArg,
+      rollingArgBytes: encodeBulk(rollingArg),
       ...window,
     };
   }
@@ -736,21 +737,9 @@ export class RedisLimiter implements LimiterPort {
     const own = this.customerKeys(workspaceId, customer);
     const markers = [own.marker];
     const markerBytes = [own.markerBytes];
-    for (const q of quotas)
-      if (!markers.includes(q.family.marker)) {
-        markers.push(q.family.marker);
-        markerBytes.push(q.family.markerBytes);
-      }
-    for (const r of rates)
-      if (!markers.includes(r.ref.marker)) {
-        markers.push(r.ref.marker);
-        markerBytes.push(r.ref.markerBytes);
-      }
-    for (const s of slots)
-      if (!markers.includes(s.ref.marker)) {
-        markers.push(s.ref.marker);
-        markerBytes.push(s.ref.markerBytes);
-      }
+    for (const q of quotas) addMarker(markers, markerBytes, q.family);
+    for (const r of rates) addMarker(markers, markerBytes, r.ref);
+    for (const s of slots) addMarker(markers, markerBytes, s.ref);
     const counts = scriptCounts(markers.length, rates.length, quotas.length, slots.length);
     const seenRates: Seen[] = rates.map((r) => this.refSeen(r.ref));
     const seenQuotas: QuotaSeen[] = quotas.map((q) => this.quotaSeen(q.family, q.groupKey));
@@ -810,7 +799,7 @@ export class RedisLimiter implements LimiterPort {
       for (let i = 0; i < quotas.length; i++) {
         const q = quotas[i]!;
         const seen = seenQuotas[i]!;
-        const usedS = seen.used.value ?? (q.family.rolling ? "" : "0");
+        const usedS = seen.used.value ?? noUsage(q.family);
         const heldS = seen.held.value ?? "0";
         const buckets = q.family.rolling ? parseBuckets(usedS) : null;
         const used = buckets ? buckets.reduce((sum, [, v]) => sum + v, 0) : Number(usedS);
@@ -932,7 +921,7 @@ export class RedisLimiter implements LimiterPort {
             const seen = seenQuotas[i]!;
             if (q.groupKey === "{}") w.bytes(NO_GROUP_BYTES);
             else w.string(q.groupKey);
-            w.bytes(bulkOf(seen.used, q.family.rolling ? "" : "0"));
+            w.bytes(bulkOf(seen.used, noUsage(q.family)));
             w.bytes(bulkOf(seen.held, "0"));
             w.bytes(q.family.rollingArgBytes);
           }
@@ -964,7 +953,7 @@ export class RedisLimiter implements LimiterPort {
             const seen = seenQuotas[i]!;
             args.push(
               q.groupKey,
-              seen.used.value ?? (q.family.rolling ? "" : "0"),
+              seen.used.value ?? noUsage(q.family),
               seen.held.value ?? "0",
               q.family.rollingArg,
             );
@@ -1493,6 +1482,22 @@ class RawCommand extends Command {
   override toWritable(_socket: object): Buffer {
     return this.payload;
   }
+}
+
+/** A subject's marker, unless the check's list has it already (the two lists stay parallel). */
+function addMarker(
+  markers: string[],
+  bytes: Buffer[],
+  subject: { marker: string; markerBytes: Buffer },
+): void {
+  if (markers.includes(subject.marker)) return;
+  markers.push(subject.marker);
+  bytes.push(subject.markerBytes);
+}
+
+/** A counter's usage when nothing is known of it: no buckets for a rolling one, else 0. */
+function noUsage(family: FamilyRef): string {
+  return family.rolling ? "" : "0";
 }
 
 /** The RESP encoding of what was last seen (`fallback` when nothing), kept while it is the same. */
